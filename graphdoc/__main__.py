@@ -1,0 +1,3 @@
+from graphdoc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""The `graphdoc` command: a thin layer over loading, scanning, fixing and reporting.
+
+Exit codes: 0 nothing found, 1 findings remain, 2 bad input or usage.
+The report goes to stdout; errors go to stderr as one sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+
+from graphdoc import __version__
+from graphdoc.errors import GraphdocError
+from graphdoc.loading import load
+from graphdoc.report.text import render_fix, render_scan
+from graphdoc.rewrite import fix
+from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.rules import ALL_RULES, RULES_BY_CODE
+from graphdoc.scanning import scan
+from graphdoc.writing import write_graph_def
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        return args.command(args, console)
+    except GraphdocError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"graphdoc: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphdoc", description="Find and repair TensorFlow graphs exported in training mode.")
+    parser.add_argument("--version", action="version", version=f"graphdoc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    scan_parser = commands.add_parser("scan", help="report training-mode BatchNorm and live dropout")
+    scan_parser.add_argument("model", type=Path, help="a frozen GraphDef (.pb or .pbtxt)")
+    _add_outputs(scan_parser)
+    scan_parser.set_defaults(command=_scan)
+
+    fix_parser = commands.add_parser("fix", help="write an inference-mode copy of the graph")
+    fix_parser.add_argument("model", type=Path, help="a frozen GraphDef (.pb or .pbtxt)")
+    fix_parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the fixed graph")
+    _add_outputs(fix_parser)
+    fix_parser.set_defaults(command=_fix)
+
+    rule_parser = commands.add_parser("rule", help="explain a rule")
+    rule_parser.add_argument("code", nargs="?", help="a rule code such as GD101")
+    rule_parser.add_argument("--all", action="store_true", help="explain every rule")
+    rule_parser.set_defaults(command=_rule)
+    for sub in (scan_parser, fix_parser, rule_parser):
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--outputs", type=lambda text: [name for name in text.split(",") if name],
+        help="comma-separated output node names (default: inferred from the graph)",
+    )
+
+
+def _scan(args: argparse.Namespace, console: Console) -> int:
+    model = load(args.model)
+    outputs = resolve_outputs(model.main, args.outputs)
+    findings = scan(model)
+    render_scan(console, model, findings, outputs, inferred=not args.outputs)
+    return EXIT_FINDINGS if findings else EXIT_CLEAN
+
+
+def _fix(args: argparse.Namespace, console: Console) -> int:
+    if args.output.resolve() == args.model.resolve():
+        raise GraphdocError("-o names the input file; write the fixed graph to a new path")
+    model = load(args.model)
+    report = fix(model, outputs=args.outputs)
+    if report.changed:
+        write_graph_def(report.fixed.graph_def, args.output)
+    else:
+        shutil.copyfile(args.model, args.output)
+    render_fix(console, model, report, str(args.output))
+    return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+
+
+def _rule(args: argparse.Namespace, console: Console) -> int:
+    if args.all or not args.code:
+        rules = ALL_RULES
+    elif args.code.upper() in RULES_BY_CODE:
+        rules = (RULES_BY_CODE[args.code.upper()],)
+    else:
+        raise GraphdocError(f"no rule {args.code!r}; known codes: {', '.join(RULES_BY_CODE)}")
+    for rule in rules:
+        console.rule(f"[bold]{rule.code}[/bold] {rule.name}", align="left")
+        console.print(rule.explanation(), markup=False, highlight=False)
+        console.print()
+    return EXIT_CLEAN

@@ -1,0 +1,15 @@
+"""Errors that reach the user as one sentence and exit code 2."""
+
+
+class GraphdocError(Exception):
+    """A problem with the user's input or request, explained in one sentence."""
+
+    exit_code = 2
+
+
+class LoadError(GraphdocError):
+    """The model file could not be read as a TensorFlow graph."""
+
+
+class FixError(GraphdocError):
+    """The requested fix could not be applied or did not check out."""

@@ -1,0 +1,365 @@
+"""An index over one graph body: the main graph or one library function.
+
+The GraphDef (or FunctionDef) protobuf stays the single source of truth; the
+view only holds names, parsed input references and consumer lists, never a
+copy of attributes or tensor payloads. Rules read the graph through it; a
+networkx graph over the same index is built on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import networkx as nx
+import numpy as np
+
+from graphdoc import ops
+from graphdoc.proto import FunctionDef, NodeDef
+
+FUNCTION_ARG_OP = "_Arg"
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One output of a node: `node:port`."""
+
+    node: str
+    port: int = 0
+
+    def __str__(self) -> str:
+        return self.node if self.port == 0 else f"{self.node}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """A data input slot that reads a tensor."""
+
+    consumer: str
+    slot: int
+
+
+class GraphView:
+    """Names, edges and consumers of one graph body.
+
+    `scope` is "" for the main graph and the function's name for a library
+    function; in a function, the input arguments appear as nodes of op `_Arg`.
+    """
+
+    def __init__(self, node_defs: Iterable[NodeDef], *, function: FunctionDef | None = None):
+        self._container = node_defs
+        self.scope = function.signature.name if function is not None else ""
+        self.function = function
+        self.nodes: dict[str, NodeDef] = {}
+        self.duplicates: list[str] = []
+        self.args: dict[str, object] = {}
+        if function is not None:
+            self.args = {arg.name: arg for arg in function.signature.input_arg}
+        for node in node_defs:
+            if node.name in self.nodes:
+                self.duplicates.append(node.name)
+            self.nodes[node.name] = node
+        self._inputs: dict[str, tuple[Tensor, ...]] = {}
+        self._controls: dict[str, tuple[str, ...]] = {}
+        self._uses: dict[Tensor, list[Use]] = {}
+        self._data_users: dict[str, list[str]] = {}
+        self._control_users: dict[str, list[str]] = {}
+        self._ref_text: dict[Tensor, str] = {}
+        for node in self.nodes.values():
+            self._index_inputs(node)
+        self.returns: list[Tensor] = []
+        if function is not None:
+            for out_arg in function.signature.output_arg:
+                ref = function.ret.get(out_arg.name)
+                if ref is not None:
+                    self.returns.append(self._parse_data_ref(ref))
+
+    # -- building -----------------------------------------------------------
+
+    def _index_inputs(self, node: NodeDef) -> None:
+        data: list[Tensor] = []
+        controls: list[str] = []
+        for ref in node.input:
+            if ref.startswith("^"):
+                controls.append(ref[1:])
+                self._control_users.setdefault(ref[1:], []).append(node.name)
+                continue
+            tensor = self._parse_data_ref(ref)
+            self._uses.setdefault(tensor, []).append(Use(node.name, len(data)))
+            self._data_users.setdefault(tensor.node, []).append(node.name)
+            data.append(tensor)
+        self._inputs[node.name] = tuple(data)
+        self._controls[node.name] = tuple(controls)
+
+    def _parse_data_ref(self, ref: str) -> Tensor:
+        tensor = self._parse_function_ref(ref) if self.function is not None else _parse_graph_ref(ref)
+        self._ref_text.setdefault(tensor, ref)
+        return tensor
+
+    def _parse_function_ref(self, ref: str) -> Tensor:
+        # Inside a function: `arg` for an input argument, `node:out_arg:index` otherwise.
+        parts = ref.split(":")
+        if len(parts) == 1:
+            return Tensor(ref, 0)
+        name, out_arg = parts[0], parts[1]
+        index = int(parts[2]) if len(parts) > 2 else 0
+        node = self.nodes.get(name)
+        arg_names = ops.OUTPUT_ARGS.get(node.op, ()) if node is not None else ()
+        if out_arg in arg_names:
+            return Tensor(name, arg_names.index(out_arg) + index)
+        return Tensor(name, index)
+
+    # -- reading --------------------------------------------------------------
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nodes or name in self.args
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def op(self, name: str) -> str:
+        node = self.nodes.get(name)
+        if node is not None:
+            return node.op
+        return FUNCTION_ARG_OP if name in self.args else ""
+
+    def ops_of(self, op_types: frozenset[str] | set[str]) -> Iterator[str]:
+        """Names of the nodes whose op is one of `op_types`, in file order."""
+        return (name for name, node in self.nodes.items() if node.op in op_types)
+
+    def inputs(self, name: str) -> tuple[Tensor, ...]:
+        """The data inputs of a node, in slot order."""
+        return self._inputs.get(name, ())
+
+    def control_inputs(self, name: str) -> tuple[str, ...]:
+        return self._controls.get(name, ())
+
+    def uses(self, tensor: Tensor) -> list[Use]:
+        """The data input slots that read `tensor`."""
+        return self._uses.get(tensor, [])
+
+    def consumers(self, name: str) -> list[str]:
+        """The nodes that read any output of `name` as data, each once."""
+        return list(dict.fromkeys(self._data_users.get(name, ())))
+
+    def control_users(self, name: str) -> list[str]:
+        return self._control_users.get(name, [])
+
+    def attr(self, name: str, key: str) -> object:
+        """An attribute as a Python value, falling back to the OpDef default."""
+        node = self.nodes[name]
+        if key in node.attr:
+            return _attr_python_value(node.attr[key])
+        return ops.ATTR_DEFAULTS.get(node.op, {}).get(key)
+
+    def const_value(self, tensor: Tensor) -> np.ndarray | None:
+        """The value of a Const (seen through Identity), or None if not constant."""
+        source = self.resolve(tensor)
+        node = self.nodes.get(source.node)
+        if node is None or node.op != "Const" or "value" not in node.attr:
+            return None
+        # tensorboard's decoder costs a few hundred milliseconds to import:
+        # pay it only when a rule really needs a constant's value.
+        from tensorboard.util.tensor_util import make_ndarray
+
+        try:
+            return make_ndarray(node.attr["value"].tensor)
+        except (TypeError, ValueError):
+            return None
+
+    def const_shape(self, tensor: Tensor) -> tuple[int, ...] | None:
+        """The shape of a Const's value, read from its TensorProto header."""
+        source = self.resolve(tensor)
+        node = self.nodes.get(source.node)
+        if node is None or node.op != "Const" or "value" not in node.attr:
+            return None
+        return tuple(dim.size for dim in node.attr["value"].tensor.tensor_shape.dim)
+
+    def resolve(self, tensor: Tensor) -> Tensor:
+        """Follow Identity-like ops back to the tensor that really holds the value."""
+        seen = 0
+        while self.op(tensor.node) in ops.PASS_THROUGH_OPS and seen < 64:
+            inputs = self.inputs(tensor.node)
+            if not inputs:
+                break
+            tensor = inputs[0]
+            seen += 1
+        return tensor
+
+    def ref_text(self, tensor: Tensor) -> str:
+        """How to write a reference to `tensor` as a NodeDef input in this body."""
+        known = self._ref_text.get(tensor)
+        if known is not None:
+            return known
+        if self.function is None or tensor.node in self.args:
+            return str(tensor)
+        op = self.op(tensor.node)
+        arg_names = ops.OUTPUT_ARGS.get(op)
+        if arg_names:
+            return f"{tensor.node}:{arg_names[tensor.port]}:0"
+        return f"{tensor.node}:{ops.SINGLE_OUTPUT_ARG.get(op, 'output')}:{tensor.port}"
+
+    def sinks(self) -> list[str]:
+        """Nodes whose outputs nothing reads, in file order (candidate outputs)."""
+        consumed = set(self._data_users) | set(self._control_users)
+        if self.function is not None:
+            consumed |= {tensor.node for tensor in self.returns}
+        return [name for name in self.nodes if name not in consumed]
+
+    # -- checked edits --------------------------------------------------------
+    # Each edit changes the NodeDefs in place and keeps the index consistent, so
+    # a long list of edits costs time linear in what it touches.
+
+    def set_attr(self, name: str, key: str, value: object) -> None:
+        _set_attr_value(self.nodes[name].attr[key], value)
+
+    def set_input(self, name: str, slot: int, tensor: Tensor) -> None:
+        """Make data input `slot` of `name` read `tensor`."""
+        if tensor.node not in self:
+            raise EditError(f"cannot rewire {name}: {tensor} does not exist")
+        node = self.nodes[name]
+        old = self._inputs[name][slot]
+        node.input[slot] = self.ref_text(tensor)  # data inputs precede control inputs
+        self._uses[old].remove(Use(name, slot))
+        self._data_users[old.node].remove(name)
+        self._uses.setdefault(tensor, []).append(Use(name, slot))
+        self._data_users.setdefault(tensor.node, []).append(name)
+        inputs = list(self._inputs[name])
+        inputs[slot] = tensor
+        self._inputs[name] = tuple(inputs)
+
+    def redirect_uses(self, old: Tensor, new: Tensor) -> None:
+        """Make every data use of `old` read `new` instead."""
+        for use in list(self.uses(old)):
+            self.set_input(use.consumer, use.slot, new)
+        if self.function is not None:
+            for out_arg, ref in self.function.ret.items():
+                if self._parse_data_ref(ref) == old:
+                    self.function.ret[out_arg] = self.ref_text(new)
+
+    def make_identity(self, name: str, tensor: Tensor) -> None:
+        """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
+        node = self.nodes[name]
+        dtype = node.attr["T"].type if "T" in node.attr else None
+        for slot in reversed(range(len(self._inputs[name]))):
+            old = self._inputs[name][slot]
+            self._uses[old].remove(Use(name, slot))
+            self._data_users[old.node].remove(name)
+        controls = [ref for ref in node.input if ref.startswith("^")]
+        node.op = "Identity"
+        node.attr.clear()
+        if dtype is not None:
+            node.attr["T"].type = dtype
+        del node.input[:]
+        node.input.extend([self.ref_text(tensor), *controls])
+        self._inputs[name] = (tensor,)
+        self._uses.setdefault(tensor, []).append(Use(name, 0))
+        self._data_users.setdefault(tensor.node, []).append(name)
+
+    def remove_nodes(self, names: set[str] | frozenset[str]) -> None:
+        """Erase `names`; control dependencies on them are dropped.
+
+        Refuses when a node outside `names` still reads one of them as data.
+        """
+        for name in names:
+            for user in self._data_users.get(name, ()):
+                if user not in names:
+                    raise EditError(f"cannot remove {name}: {user} still reads it")
+        for name in names:
+            for user in self._control_users.pop(name, ()):
+                if user in names or user not in self.nodes:
+                    continue
+                node = self.nodes[user]
+                kept = [ref for ref in node.input if ref != f"^{name}"]
+                del node.input[:]
+                node.input.extend(kept)
+                self._controls[user] = tuple(c for c in self._controls[user] if c != name)
+        for name in names:
+            for tensor in self._inputs.pop(name, ()):
+                self._uses[tensor] = [use for use in self._uses[tensor] if use.consumer != name]
+                self._data_users[tensor.node] = [u for u in self._data_users[tensor.node] if u != name]
+            for control in self._controls.pop(name, ()):
+                users = self._control_users.get(control)
+                if users is not None:
+                    self._control_users[control] = [u for u in users if u != name]
+            del self.nodes[name]
+
+    def keep_only(self, names: set[str]) -> int:
+        """Drop every node not in `names` (a prune); returns how many went."""
+        doomed = set(self.nodes) - names
+        if doomed:
+            self.remove_nodes(doomed)
+        return len(doomed)
+
+    def compact(self) -> None:
+        """Write removals back to the protobuf, in one pass, after a batch of edits."""
+        # Deleting repeated-field entries one by one is quadratic; rebuild once.
+        if len(self._container) == len(self.nodes):
+            return
+        kept = [node for node in self._container if node.name in self.nodes]
+        del self._container[:]
+        self._container.extend(kept)
+        # extend() copies the messages: index the copies that now live in the field.
+        self.nodes = {node.name: node for node in self._container}
+        self.__dict__.pop("networkx", None)
+
+    @cached_property
+    def networkx(self) -> nx.MultiDiGraph:
+        """The body as a networkx MultiDiGraph.
+
+        One node per NodeDef (attribute `op`; the NodeDef itself under `node_def`),
+        one edge per input: data edges carry `src_output` and `dst_input`, control
+        edges carry `control=True`.
+        """
+        graph = nx.MultiDiGraph()
+        for name, node in self.nodes.items():
+            graph.add_node(name, op=node.op, node_def=node)
+        for name in self.args:
+            graph.add_node(name, op=FUNCTION_ARG_OP, node_def=None)
+        for name, inputs in self._inputs.items():
+            for slot, tensor in enumerate(inputs):
+                graph.add_edge(tensor.node, name, src_output=tensor.port, dst_input=slot, control=False)
+            for control in self._controls[name]:
+                graph.add_edge(control, name, control=True)
+        return graph
+
+
+
+
+class EditError(Exception):
+    """An edit that would leave the graph inconsistent."""
+
+
+def _set_attr_value(attr, value: object) -> None:
+    if isinstance(value, bool):
+        attr.b = value
+    elif isinstance(value, int):
+        attr.i = value
+    elif isinstance(value, float):
+        attr.f = value
+    elif isinstance(value, bytes):
+        attr.s = value
+    else:
+        raise TypeError(f"unsupported attribute value {value!r}")
+
+
+def _parse_graph_ref(ref: str) -> Tensor:
+    name, sep, port = ref.rpartition(":")
+    if sep and port.isdigit():
+        return Tensor(name, int(port))
+    return Tensor(ref, 0)
+
+
+def _attr_python_value(value) -> object:
+    kind = value.WhichOneof("value")
+    if kind == "list":
+        lst = value.list
+        for field in ("i", "f", "s", "b", "type"):
+            items = getattr(lst, field)
+            if items:
+                return list(items)
+        return []
+    if kind == "shape":
+        return None if value.shape.unknown_rank else [dim.size for dim in value.shape.dim]
+    return getattr(value, kind) if kind else None

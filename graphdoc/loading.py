@@ -1,0 +1,107 @@
+"""Reading model files into a Model.
+
+The format is decided by the file's content, not its extension: a `.pb` that is
+really text, or a `.pbtxt` that is binary, loads all the same. Every failure
+becomes a LoadError whose message says what the file is and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from graphdoc.errors import LoadError
+from graphdoc.graph.model import Model
+from graphdoc.proto import GraphDef
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+_TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
+
+
+def load(path: str | Path) -> Model:
+    """Load a frozen GraphDef, binary or text, from `path`."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(f"{path}: no such file or directory.")
+    if path.is_dir():
+        raise LoadError(_describe_directory(path))
+    data = path.read_bytes()
+    _reject_known_other_formats(path, data)
+    if _looks_like_text(data):
+        graph_def = _parse_text(path, data)
+        kind = "text GraphDef"
+    else:
+        graph_def = _parse_binary(path, data)
+        kind = "binary GraphDef"
+    if not graph_def.node and not graph_def.library.function:
+        raise LoadError(f"{path}: parsed as a {kind} but it holds no nodes; is it the right file?")
+    return Model(graph_def=graph_def, path=path, format=kind)
+
+
+def _describe_directory(path: Path) -> str:
+    if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+        return (
+            f"{path} is a SavedModel directory; graphdoc reads frozen GraphDefs so far: "
+            "freeze the serving signature to a .pb (for example with "
+            "convert_variables_to_constants_v2) and pass that file."
+        )
+    return f"{path} is a directory with no saved_model.pb in it; pass a .pb or .pbtxt file."
+
+
+def _reject_known_other_formats(path: Path, data: bytes) -> None:
+    if not data:
+        raise LoadError(f"{path} is empty (0 bytes); was the export or download interrupted?")
+    if data.startswith(_HDF5_MAGIC):
+        raise LoadError(
+            f"{path} is an HDF5 file (a Keras .h5 model), not a TensorFlow graph; load it with "
+            "keras.models.load_model and export a graph with model.export() or tf.saved_model.save()."
+        )
+    if data.startswith(_ZIP_MAGIC):
+        raise LoadError(
+            f"{path} is a zip archive (a Keras .keras model?), not a TensorFlow graph; load it with "
+            "keras.models.load_model and export a graph with model.export()."
+        )
+    if path.name in ("saved_model.pb", "saved_model.pbtxt"):
+        raise LoadError(
+            f"{path} is a SavedModel's saved_model.pb, not a frozen GraphDef; freeze the serving "
+            "signature to a .pb first."
+        )
+
+
+def _looks_like_text(data: bytes) -> bool:
+    # Binary GraphDefs contain field tags such as 0x12 that are control characters in text.
+    head = data[:4096]
+    if any(byte in _TEXT_CONTROL_CHARS for byte in head):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut at the 4096-byte boundary is still text.
+        return error.start >= len(head) - 3
+    return True
+
+
+def _parse_text(path: Path, data: bytes) -> GraphDef:
+    graph_def = GraphDef()
+    try:
+        text_format.Parse(data.decode("utf-8", errors="strict"), graph_def)
+    except UnicodeDecodeError:
+        raise LoadError(f"{path} looks like text but is not valid UTF-8; is it a text GraphDef?") from None
+    except text_format.ParseError as error:
+        raise LoadError(f"{path} is not a valid text GraphDef: {error}.") from None
+    return graph_def
+
+
+def _parse_binary(path: Path, data: bytes) -> GraphDef:
+    graph_def = GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError):
+        raise LoadError(
+            f"{path} could not be parsed as a TensorFlow GraphDef ({len(data)} bytes of binary data): "
+            "is it truncated, or a different kind of file?"
+        ) from None
+    return graph_def

@@ -1,0 +1,76 @@
+"""Facts about TensorFlow ops that the rules and the rewriter rely on.
+
+TensorFlow strips attributes that equal their OpDef default when it saves a
+SavedModel or calls `strip_default_attrs`, so reading an attribute always has
+to fall back to the OpDef default. Without importing TensorFlow there is no
+op registry, so the defaults and output names graphdoc needs are listed here,
+taken from TensorFlow's op registrations (tensorflow/core/ops/*.cc).
+"""
+
+FUSED_BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+
+_FUSED_BN_DEFAULTS = {
+    # The default is *true*: a fused BatchNorm without the attribute is in training mode.
+    "is_training": True,
+    "epsilon": 0.0001,
+    "exponential_avg_factor": 1.0,
+    "data_format": b"NHWC",
+}
+
+ATTR_DEFAULTS: dict[str, dict[str, object]] = {
+    **{op: _FUSED_BN_DEFAULTS for op in FUSED_BATCH_NORM_OPS},
+    "Mean": {"keep_dims": False},
+    "Squeeze": {"squeeze_dims": []},
+}
+
+# Output argument names of multi-output ops, in order. Function bodies name an
+# output as `node:arg:index`; the flat output index is the position of the
+# argument plus the index (all of these arguments hold one tensor each).
+OUTPUT_ARGS: dict[str, tuple[str, ...]] = {
+    "FusedBatchNorm": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
+    "FusedBatchNormV2": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
+    "FusedBatchNormV3": (
+        "y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2", "reserve_space_3",
+    ),
+    "StatelessRandomGetKeyCounter": ("key", "counter"),
+    "StatelessRandomGetKeyCounterAlg": ("key", "counter", "alg"),
+    "Switch": ("output_false", "output_true"),
+    "RefSwitch": ("output_false", "output_true"),
+    "Merge": ("output", "value_index"),
+    "TopKV2": ("values", "indices"),
+    "Unique": ("y", "idx"),
+}
+
+# The output argument name of common single-output ops, for writing a
+# reference into a function body when none exists to copy.
+SINGLE_OUTPUT_ARG: dict[str, str] = {
+    "Const": "output",
+    "Identity": "output",
+    "ReadVariableOp": "value",
+    "Placeholder": "output",
+    "PlaceholderWithDefault": "output",
+}
+
+# Ops that draw random numbers: dropout masks derive from one of these.
+RANDOM_OPS = frozenset({
+    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
+    "StatelessRandomUniform", "StatelessRandomUniformV2", "StatelessRandomUniformInt",
+    "StatelessRandomUniformIntV2", "StatelessRandomUniformFullInt", "StatelessRandomUniformFullIntV2",
+    "StatelessRandomNormal", "StatelessRandomNormalV2", "StatelessTruncatedNormal",
+    "StatelessTruncatedNormalV2", "StatelessRandomBinomial", "RandomUniformLike",
+})
+
+# Ops that write a variable. In a frozen graph their target is a Const, so the
+# graph no longer imports; in an inference graph they must not run at all.
+STATE_UPDATE_OPS = frozenset({
+    "Assign", "AssignAdd", "AssignSub",
+    "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
+})
+
+VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+
+# Ops that pass a tensor through unchanged (for following data flow).
+PASS_THROUGH_OPS = frozenset({"Identity", "StopGradient", "ReadVariableOp", "Snapshot"})
+
+# Ops that are never a model output even when nothing consumes them.
+NEVER_OUTPUTS = STATE_UPDATE_OPS | frozenset({"NoOp", "Const", "Assert", "SaveV2", "RestoreV2"})

@@ -1,0 +1,1 @@
+"""Rendering scan and fix results for people (rich text)."""

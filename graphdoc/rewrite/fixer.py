@@ -1,0 +1,91 @@
+"""Apply every available fix to a copy of the model, prune, check, re-scan.
+
+Nothing here touches a file: the caller writes the result only once the fix
+has checked out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from graphdoc.errors import FixError
+from graphdoc.graph.model import Model
+from graphdoc.graph.view import EditError
+from graphdoc.proto import GraphDef
+from graphdoc.rewrite.lint import lint
+from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.rewrite.prune import prune
+from graphdoc.rules import Finding
+from graphdoc.scanning import scan
+
+
+@dataclass
+class FixReport:
+    """What `fix` did. `fixed` is the corrected model, not yet written anywhere."""
+
+    fixed: Model
+    outputs: list[str]
+    applied: list[Finding]
+    not_fixable: list[Finding]
+    remaining: list[Finding]  # findings in the fixed graph
+    ops_before: Counter
+    ops_after: Counter
+    pruned: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied) or self.pruned > 0
+
+    def op_changes(self) -> list[tuple[str, int, int]]:
+        """(op, count before, count after) for every op whose count changed."""
+        ops = sorted(set(self.ops_before) | set(self.ops_after))
+        return [(op, self.ops_before[op], self.ops_after[op]) for op in ops if self.ops_before[op] != self.ops_after[op]]
+
+
+def fix(model: Model, *, outputs: list[str] | None = None, findings: list[Finding] | None = None) -> FixReport:
+    """Fix `model`'s findings on a copy of its GraphDef and check the result."""
+    findings = scan(model) if findings is None else findings
+    output_names = resolve_outputs(model.main, outputs)
+    fixed = _copy(model)
+    applied = [finding for finding in findings if finding.fix is not None]
+    for finding in applied:
+        _apply(fixed, finding)
+    for view in fixed.views:
+        view.compact()
+    pruned = prune(fixed.main, output_names)
+    problems = lint(fixed.main, output_names)
+    if problems:
+        raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")
+    rescanned = Model(graph_def=fixed.graph_def, path=model.path, format=model.format)
+    return FixReport(
+        fixed=rescanned,
+        outputs=output_names,
+        applied=applied,
+        not_fixable=[finding for finding in findings if finding.fix is None],
+        remaining=scan(rescanned),
+        ops_before=op_counts(model.graph_def),
+        ops_after=op_counts(rescanned.graph_def),
+        pruned=pruned,
+    )
+
+
+def op_counts(graph_def: GraphDef) -> Counter:
+    counts = Counter(node.op for node in graph_def.node)
+    for function in graph_def.library.function:
+        counts.update(node.op for node in function.node_def)
+    return counts
+
+
+def _copy(model: Model) -> Model:
+    graph_def = GraphDef()
+    graph_def.CopyFrom(model.graph_def)
+    return Model(graph_def=graph_def, path=model.path, format=model.format)
+
+
+def _apply(model: Model, finding: Finding) -> None:
+    try:
+        for edit in finding.fix.edits:
+            edit.apply(model.view(edit.scope))
+    except EditError as error:
+        raise FixError(f"fixing {finding.code} at {finding.location} failed, nothing was written: {error}") from None

@@ -1,0 +1,73 @@
+"""What a rule is and what it returns."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from graphdoc.graph.edits import Edit
+from graphdoc.graph.view import GraphView
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Edits that turn one finding into its inference-mode equivalent.
+
+    `safe` means the fixed graph computes what the same model exported in
+    inference mode computes, from values already in the graph.
+    """
+
+    summary: str
+    edits: tuple[Edit, ...]
+    safe: bool = True
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one place. Exactly one of `fix` and `unfixable` is set."""
+
+    code: str
+    scope: str  # "" for the main graph, else the library function's name
+    node: str  # the node the finding is about
+    message: str
+    nodes: tuple[str, ...] = ()  # other nodes involved, for the report
+    fix: Fix | None = None
+    unfixable: str | None = None  # why no fix is offered
+
+    @property
+    def location(self) -> str:
+        return f"{self.scope}::{self.node}" if self.scope else self.node
+
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.scope, self.code, self.node)
+
+
+class Rule:
+    """Base class: subclasses set the class attributes and implement `check`.
+
+    The subclass docstring is the rule's documentation, in four parts:
+    What it finds / Why it is wrong / Fix / Fix safety.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity] = Severity.ERROR
+    summary: ClassVar[str]
+
+    def check(self, view: GraphView) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def explanation(cls) -> str:
+        return inspect.getdoc(cls) or ""
+
+    def finding(self, view: GraphView, node: str, message: str, **fields) -> Finding:
+        return Finding(code=self.code, scope=view.scope, node=node, message=message, **fields)

@@ -1,0 +1,174 @@
+"""GD102: a decomposed BatchNorm that normalizes with the batch's moments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from graphdoc import ops
+from graphdoc.graph.edits import RedirectUses, RemoveNodes
+from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.rules.base import Finding, Fix, Rule
+from graphdoc.rules.statistics import find_update_ops, locate_moving_statistics, scope_of
+
+_BATCH_AXIS = 0
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """A `tf.nn.moments` computation over the batch axis, as found in the graph."""
+
+    mean: str  # the Mean over x
+    variance: str  # the Mean over SquaredDifference(x, mean)
+    internal: frozenset[str]  # StopGradient and SquaredDifference between them
+    mean_out: Tensor  # the mean as the normalization reads it (after Squeeze)
+    variance_out: Tensor
+
+
+class BatchMomentsBatchNorm(Rule):
+    """What it finds:
+    BatchNorm written out as separate ops, `tf.nn.moments` followed by
+    `tf.nn.batch_normalization` (tf-slim with fused=False, tf.compat.v1 code,
+    and every Keras 3 BatchNormalization layer, which never emits
+    FusedBatchNorm), where the mean and variance are moments of the batch. The
+    proof is data flow: a Mean over axes that include the batch axis, taken
+    over a tensor x, a SquaredDifference of x and that mean, and a second Mean
+    over the batch axis of it, whose results feed the normalization of x.
+    Per-sample normalizations (LayerNorm, GroupNorm, InstanceNorm, moments
+    over H and W only) and global average pooling reduce over non-batch axes
+    and are not flagged.
+
+    Why it is wrong:
+    The layer normalizes with the statistics of the current batch instead of
+    the moving statistics learned in training: one image's output depends on
+    the other images in the batch.
+
+    Fix:
+    The normalization is rewired to read the moving mean and variance instead
+    of the batch moments, found by data flow (the moving-average update ops
+    write to them) or by the `<scope>/moving_mean` naming convention; the
+    moments and the update ops are then unused and pruned. When the
+    statistics are not in the graph no fix is offered and the finding says so.
+
+    Fix safety:
+    Safe: `tf.nn.batch_normalization` fed the moving statistics is exactly the
+    inference-mode layer.
+    """
+
+    code = "GD102"
+    name = "batch-moments-batchnorm"
+    summary = "Decomposed BatchNorm normalizes with batch moments (tf.nn.moments over the batch axis)"
+
+    def check(self, view: GraphView) -> Iterator[Finding]:
+        for name in view.ops_of({"Mean"}):
+            moments = _match_moments(view, name)
+            if moments is not None and _normalization_readers(view, moments):
+                yield self._finding(view, moments)
+
+    def _finding(self, view: GraphView, moments: _Moments) -> Finding:
+        message = "BatchNorm normalizes with the mean and variance of the batch (moments over the batch axis)"
+        mean_updates = find_update_ops(view, moments.mean_out)
+        variance_updates = find_update_ops(view, moments.variance_out)
+        update_nodes = mean_updates.nodes | variance_updates.nodes
+        involved = tuple(sorted({moments.variance, *moments.internal, *update_nodes}))
+        layer_scope = _layer_scope(moments.mean)
+        stats = locate_moving_statistics(
+            view,
+            mean_updates=mean_updates,
+            variance_updates=variance_updates,
+            scope=layer_scope,
+            channels=None,
+        )
+        if isinstance(stats, str):
+            return self.finding(view, moments.mean, message, nodes=involved, unfixable=stats)
+        if moments.mean_out.node == moments.mean and not _channels_last(view, moments.mean):
+            return self.finding(
+                view, moments.mean, message, nodes=involved,
+                unfixable="the moments keep their reduced dimensions and the channel axis is not last",
+            )
+        edits = []
+        if update_nodes:
+            edits.append(RemoveNodes(view.scope, frozenset(update_nodes)))
+        edits += [
+            RedirectUses(view.scope, moments.mean_out, stats.mean),
+            RedirectUses(view.scope, moments.variance_out, stats.variance),
+        ]
+        summary = f"normalize with the moving statistics from {stats.evidence}"
+        if update_nodes:
+            summary += f"; {len(update_nodes)} update op(s) removed"
+        return self.finding(view, moments.mean, message, nodes=involved, fix=Fix(summary, tuple(edits)))
+
+
+def _match_moments(view: GraphView, mean: str) -> _Moments | None:
+    if not _reduces_batch_axis(view, mean):
+        return None
+    x = view.inputs(mean)[0]
+    for reader in _readers_through_pass_through(view, Tensor(mean)):
+        if view.op(reader.node) != "SquaredDifference" or x not in view.inputs(reader.node):
+            continue
+        for variance in view.consumers(reader.node):
+            if view.op(variance) == "Mean" and _reduces_batch_axis(view, variance):
+                internal = frozenset(
+                    {reader.node} | {n for n in _pass_through_chain(view, Tensor(mean), reader.node)}
+                )
+                return _Moments(
+                    mean=mean,
+                    variance=variance,
+                    internal=internal,
+                    mean_out=_after_squeeze(view, mean),
+                    variance_out=_after_squeeze(view, variance),
+                )
+    return None
+
+
+def _reduces_batch_axis(view: GraphView, mean: str) -> bool:
+    inputs = view.inputs(mean)
+    if len(inputs) != 2:
+        return False
+    axes = view.const_value(inputs[1])
+    # A negative axis could only be the batch axis for a rank-1 input, which
+    # no BatchNorm normalizes; treat it as a non-batch axis.
+    return axes is not None and _BATCH_AXIS in axes.reshape(-1).tolist()
+
+
+def _readers_through_pass_through(view: GraphView, tensor: Tensor) -> Iterator[Tensor]:
+    """Nodes that read `tensor` directly or through StopGradient/Identity."""
+    for use in view.uses(tensor):
+        if view.op(use.consumer) in ops.PASS_THROUGH_OPS:
+            yield from _readers_through_pass_through(view, Tensor(use.consumer))
+        else:
+            yield Tensor(use.consumer)
+
+
+def _pass_through_chain(view: GraphView, start: Tensor, end: str) -> Iterator[str]:
+    for use in view.uses(start):
+        if view.op(use.consumer) in ops.PASS_THROUGH_OPS:
+            yield use.consumer
+            yield from _pass_through_chain(view, Tensor(use.consumer), end)
+
+
+def _after_squeeze(view: GraphView, mean: str) -> Tensor:
+    for reader in view.consumers(mean):
+        if view.op(reader) == "Squeeze":
+            return Tensor(reader)
+    return Tensor(mean)
+
+
+def _normalization_readers(view: GraphView, moments: _Moments) -> list[str]:
+    """Readers of the moments outside the moments computation itself."""
+    skip = moments.internal | {moments.variance}
+    readers = []
+    for tensor in (moments.mean_out, moments.variance_out):
+        readers += [use.consumer for use in view.uses(tensor) if use.consumer not in skip]
+    return readers
+
+
+def _channels_last(view: GraphView, mean: str) -> bool:
+    axes = view.const_value(view.inputs(mean)[1])
+    return axes is not None and sorted(axes.reshape(-1).tolist()) == list(range(len(axes.reshape(-1))))
+
+
+def _layer_scope(mean: str) -> str:
+    # `<layer>/moments/mean`: the layer's scope is what precedes `moments`.
+    scope = scope_of(mean)
+    return scope_of(scope) if scope.endswith("moments") else scope

@@ -1,0 +1,35 @@
+"""Writing a GraphDef so that a failure never leaves a partial file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from graphdoc.proto import GraphDef
+
+TEXT_SUFFIXES = (".pbtxt", ".txt", ".prototxt")
+
+
+def write_graph_def(graph_def: GraphDef, path: Path) -> None:
+    """Write to a temporary file beside `path`, then rename it into place.
+
+    The format follows the suffix: text for .pbtxt, binary otherwise.
+    """
+    if path.suffix in TEXT_SUFFIXES:
+        data = text_format.MessageToString(graph_def).encode("utf-8")
+    else:
+        data = graph_def.SerializeToString(deterministic=True)
+    directory = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
