@@ -7,7 +7,6 @@ The report goes to stdout; errors go to stderr as one sentence.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -22,7 +21,7 @@ from graphdoc.rewrite import fix
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE
 from graphdoc.scanning import scan
-from graphdoc.writing import write_graph_def
+from graphdoc.writing import write_atomically, write_graph_def
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -89,7 +88,7 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     if report.changed:
         write_graph_def(report.fixed.graph_def, args.output)
     else:
-        shutil.copyfile(args.model, args.output)
+        write_atomically(args.model.read_bytes(), args.output)
     render_fix(console, model, report, str(args.output))
     return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
 

@@ -14,14 +14,20 @@ TEXT_SUFFIXES = (".pbtxt", ".txt", ".prototxt")
 
 
 def write_graph_def(graph_def: GraphDef, path: Path) -> None:
-    """Write to a temporary file beside `path`, then rename it into place.
-
-    The format follows the suffix: text for .pbtxt, binary otherwise.
-    """
+    """Write `graph_def` atomically; text for a .pbtxt path, binary otherwise."""
     if path.suffix in TEXT_SUFFIXES:
         data = text_format.MessageToString(graph_def).encode("utf-8")
     else:
         data = graph_def.SerializeToString(deterministic=True)
+    write_atomically(data, path)
+
+
+def write_atomically(data: bytes, path: Path) -> None:
+    """Write to a temporary file beside `path`, then rename it into place.
+
+    A failure at any point leaves the previous file at `path` as it was and no
+    temporary file behind.
+    """
     directory = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -278,3 +278,15 @@ def keras_mobilenet_v1():
         return keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None)
 
     return build
+
+
+def keras2_fused_bn():
+    """tf_keras (Keras 2) BatchNormalization, fused: mean and variance inputs are the moving statistics."""
+    import tf_keras
+
+    def model(x, training):
+        y = tf_keras.layers.Conv2D(8, 3, name="conv1")(x)
+        y = tf_keras.layers.BatchNormalization(fused=True, name="bn1")(y, training=training)
+        return tf.nn.relu(y)
+
+    return model

@@ -51,9 +51,9 @@ def fix(model: Model, *, outputs: list[str] | None = None, findings: list[Findin
     applied = [finding for finding in findings if finding.fix is not None]
     for finding in applied:
         _apply(fixed, finding)
+    pruned = prune(fixed.main, output_names)
     for view in fixed.views:
         view.compact()
-    pruned = prune(fixed.main, output_names)
     problems = lint(fixed.main, output_names)
     if problems:
         raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")

@@ -1,0 +1,100 @@
+"""The command line: reports, exit codes, files written, errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import graphs
+import tfrun
+from graphdoc.cli import main
+from helpers import findings_of
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MOBILENET = SAMPLES / "mobilenet_v1_0.25_128_training.pb"
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def test_scan_reports_findings_and_exits_1(capsys):
+    assert main(["scan", str(MOBILENET)]) == 1
+    out = capsys.readouterr().out
+    assert "GD102" in out and "GD201" in out
+    assert "Found 28 problem(s): 27 GD102 (batch-moments-batchnorm), 1 GD201 (live-dropout)" in out
+
+
+def test_fix_writes_a_clean_graph_and_exits_0(tmp_path, capsys):
+    output = tmp_path / "fixed.pb"
+    assert main(["fix", str(MOBILENET), "-o", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "StatelessRandomUniformV2" in out and "No findings remain" in out
+    assert findings_of(output) == []
+    assert main(["scan", str(output)]) == 0
+
+
+def test_fixed_sample_runs_batch_independently(tmp_path):
+    output = tmp_path / "fixed.pb"
+    main(["fix", str(MOBILENET), "-o", str(output)])
+    batch = graphs.random_batch((128, 128, 3), n=3)
+    together = tfrun.run(output.read_bytes(), {"input:0": batch}, ["output:0"])[0]
+    alone = tfrun.run(output.read_bytes(), {"input:0": batch[:1]}, ["output:0"])[0]
+    assert tfrun.relative_error(alone[0], together[0]) <= 1e-5
+
+
+def test_fix_reports_unfixable_findings_and_exits_1(build, write, tmp_path, capsys):
+    output = tmp_path / "fixed.pb"
+    assert main(["fix", str(write(build("slim_resnet_v1").training)), "-o", str(output)]) == 1
+    assert "not in this graph" in capsys.readouterr().out
+
+
+def test_fix_refuses_to_overwrite_its_input(tmp_path, capsys):
+    model = tmp_path / "model.pb"
+    model.write_bytes(MOBILENET.read_bytes())
+    assert main(["fix", str(model), "-o", str(model)]) == 2
+    assert model.read_bytes() == MOBILENET.read_bytes()
+    assert "names the input file" in capsys.readouterr().err
+
+
+def test_unknown_output_name_offers_close_names(capsys):
+    assert main(["scan", str(MOBILENET), "--outputs", "outptu"]) == 2
+    assert "did you mean output" in capsys.readouterr().err
+
+
+def test_rule_explains_every_code(capsys):
+    assert main(["rule", "--all"]) == 0
+    out = capsys.readouterr().out
+    for code in ("GD101", "GD102", "GD201"):
+        assert code in out
+    for section in ("What it finds:", "Why it is wrong:", "Fix:", "Fix safety:"):
+        assert out.count(section) == 3
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 10])
+def test_bad_input_is_one_line_on_stderr_with_exit_2_and_no_traceback(tmp_path, content):
+    model = tmp_path / "model.pb"
+    model.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "graphdoc", "fix", str(model), "-o", str(tmp_path / "out.pb")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("graphdoc: error:")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.pb").exists()
+    assert model.read_bytes() == content
+
+
+def test_scan_and_fix_do_not_import_tensorflow(tmp_path):
+    # TensorFlow costs seconds to import; reading and rewriting a GraphDef needs none of it.
+    code = (
+        "import sys; from graphdoc.cli import main; "
+        f"main(['scan', {str(MOBILENET)!r}]); main(['fix', {str(MOBILENET)!r}, '-o', {str(tmp_path / 'f.pb')!r}]); "
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (tmp_path / "f.pb").exists()
+    assert result.stdout.strip().endswith("False")
