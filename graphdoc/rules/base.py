@@ -41,6 +41,9 @@ class Finding:
     nodes: tuple[str, ...] = ()  # other nodes involved, for the report
     fix: Fix | None = None
     unfixable: str | None = None  # why no fix is offered
+    # BatchNorm findings: the layer's BatchNormSite, so that statistics from a
+    # checkpoint or a calibration run can complete the fix later.
+    site: object | None = None
 
     @property
     def location(self) -> str:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.edits import RemoveNodes, SetAttr, SetInput
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.statistics import MovingStatistics, find_update_ops, locate_moving_statistics, scope_of
+from graphdoc.rules.statistics import (
+    BatchNormSite,
+    MovingStatistics,
+    find_update_ops,
+    locate_moving_statistics,
+    scope_of,
+)
 
 _MEAN_SLOT, _VARIANCE_SLOT = 3, 4
 
@@ -60,56 +67,69 @@ class TrainingModeFusedBatchNorm(Rule):
             return self.finding(view, name, message, unfixable=f"{node.op} has {len(inputs)} inputs, expected 5")
         mean_updates = find_update_ops(view, Tensor(name, 1))
         variance_updates = find_update_ops(view, Tensor(name, 2))
-        involved = tuple(sorted(mean_updates.nodes | variance_updates.nodes))
-        stats = self._statistics(view, name, mean_updates, variance_updates)
-        if isinstance(stats, str):
-            return self.finding(view, name, message, nodes=involved, unfixable=stats)
-        readers = self._other_readers_of_moments(view, name, mean_updates.nodes | variance_updates.nodes)
+        site = FusedBatchNormSite(
+            scope=view.scope,
+            node=name,
+            layer=scope_of(name),
+            channels=_channels(view, inputs[1]),
+            x=inputs[0],
+            reduce_axes=(0, 2, 3) if view.attr(name, "data_format") == b"NCHW" else (0, 1, 2),
+            update_nodes=mean_updates.nodes | variance_updates.nodes,
+            sets_avg_factor="exponential_avg_factor" in node.attr,
+        )
+        fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
+        readers = _other_readers_of_moments(view, name, site.update_nodes)
         if readers:
             return self.finding(
-                view, name, message, nodes=involved,
-                unfixable=f"its batch moments are also read by {', '.join(readers[:3])}",
+                view, name, message, unfixable=f"its batch moments are also read by {', '.join(readers[:3])}",
+                **{**fields, "site": None},
             )
-        return self.finding(view, name, message, nodes=involved, fix=self._fix(view, name, stats, involved))
+        stats = _statistics(view, site, mean_updates, variance_updates)
+        if isinstance(stats, str):
+            return self.finding(view, name, message, unfixable=stats, **fields)
+        return self.finding(view, name, message, fix=site.fix(stats), **fields)
 
-    def _statistics(self, view, name, mean_updates, variance_updates) -> MovingStatistics | str:
-        inputs = view.inputs(name)
-        channels = _channels(view, inputs[1])
-        if view.const_shape(inputs[_MEAN_SLOT]) != (0,):
-            # Keras 2 form: the moving statistics are already the inputs.
-            mean, variance = view.resolve(inputs[_MEAN_SLOT]), view.resolve(inputs[_VARIANCE_SLOT])
-            if view.op(mean.node) == "Const" and view.op(variance.node) == "Const":
-                return MovingStatistics(inputs[_MEAN_SLOT], inputs[_VARIANCE_SLOT], "inputs 3 and 4")
-            return f"its mean and variance inputs ({mean.node}, {variance.node}) are not constants in this file"
-        return locate_moving_statistics(
-            view,
-            mean_updates=mean_updates,
-            variance_updates=variance_updates,
-            scope=scope_of(name),
-            channels=channels,
-        )
 
-    def _other_readers_of_moments(self, view: GraphView, name: str, update_nodes: frozenset[str]) -> list[str]:
-        readers = []
-        for port in range(1, len(ops.OUTPUT_ARGS[view.op(name)])):
-            readers += [use.consumer for use in view.uses(Tensor(name, port)) if use.consumer not in update_nodes]
-        return readers
+@dataclass(frozen=True)
+class FusedBatchNormSite(BatchNormSite):
+    sets_avg_factor: bool = False
 
-    def _fix(self, view: GraphView, name: str, stats: MovingStatistics, update_nodes: tuple[str, ...]) -> Fix:
-        scope = view.scope
-        edits = [SetAttr(scope, name, "is_training", False)]
-        if "exponential_avg_factor" in view.nodes[name].attr:
-            edits.append(SetAttr(scope, name, "exponential_avg_factor", 1.0))
-        inputs = view.inputs(name)
-        for slot, tensor in ((_MEAN_SLOT, stats.mean), (_VARIANCE_SLOT, stats.variance)):
-            if inputs[slot] != tensor:
-                edits.append(SetInput(scope, name, slot, tensor))
-        if update_nodes:
-            edits.append(RemoveNodes(scope, frozenset(update_nodes)))
+    def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
+        """Inference mode, fed `stats`, with the moving-average updates removed."""
+        edits = [SetAttr(self.scope, self.node, "is_training", False)]
+        if self.sets_avg_factor:
+            # Only read in training mode; 1.0 is what an inference build writes.
+            # Not added where absent: TF 1.x releases before 2.2 do not know it.
+            edits.append(SetAttr(self.scope, self.node, "exponential_avg_factor", 1.0))
+        edits += [
+            SetInput(self.scope, self.node, _MEAN_SLOT, stats.mean),
+            SetInput(self.scope, self.node, _VARIANCE_SLOT, stats.variance),
+        ]
+        if self.update_nodes:
+            edits.append(RemoveNodes(self.scope, self.update_nodes))
         summary = f"inference mode, moving statistics from {stats.evidence}"
-        if update_nodes:
-            summary += f"; {len(update_nodes)} update op(s) removed"
-        return Fix(summary, tuple(edits))
+        if self.update_nodes:
+            summary += f"; {len(self.update_nodes)} update op(s) removed"
+        return Fix(summary, tuple(edits), safe=safe)
+
+
+def _statistics(view: GraphView, site: FusedBatchNormSite, mean_updates, variance_updates) -> MovingStatistics | str:
+    mean_input, variance_input = view.inputs(site.node)[_MEAN_SLOT : _VARIANCE_SLOT + 1]
+    if view.const_shape(mean_input) == (0,):
+        # TF1 form: empty placeholders for the statistics, which live elsewhere.
+        return locate_moving_statistics(view, site, mean_updates, variance_updates)
+    # Keras 2 form: the moving statistics are already the inputs.
+    mean, variance = view.resolve(mean_input), view.resolve(variance_input)
+    if view.op(mean.node) != "Const" or view.op(variance.node) != "Const":
+        return f"its mean and variance inputs ({mean.node}, {variance.node}) are not constants in this file"
+    return MovingStatistics(mean_input, variance_input, "inputs 3 and 4")
+
+
+def _other_readers_of_moments(view: GraphView, name: str, update_nodes: frozenset[str]) -> list[str]:
+    readers = []
+    for port in range(1, len(ops.OUTPUT_ARGS[view.op(name)])):
+        readers += [use.consumer for use in view.uses(Tensor(name, port)) if use.consumer not in update_nodes]
+    return readers
 
 
 def _channels(view: GraphView, scale: Tensor) -> int | None:

@@ -9,7 +9,7 @@ from graphdoc import ops
 from graphdoc.graph.edits import RedirectUses, RemoveNodes
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.statistics import find_update_ops, locate_moving_statistics, scope_of
+from graphdoc.rules.statistics import BatchNormSite, MovingStatistics, find_update_ops, locate_moving_statistics, scope_of
 
 _BATCH_AXIS = 0
 
@@ -69,34 +69,45 @@ class BatchMomentsBatchNorm(Rule):
         message = "BatchNorm normalizes with the mean and variance of the batch (moments over the batch axis)"
         mean_updates = find_update_ops(view, moments.mean_out)
         variance_updates = find_update_ops(view, moments.variance_out)
-        update_nodes = mean_updates.nodes | variance_updates.nodes
-        involved = tuple(sorted({moments.variance, *moments.internal, *update_nodes}))
-        layer_scope = _layer_scope(moments.mean)
-        stats = locate_moving_statistics(
-            view,
-            mean_updates=mean_updates,
-            variance_updates=variance_updates,
-            scope=layer_scope,
-            channels=None,
+        site = DecomposedBatchNormSite(
+            scope=view.scope,
+            node=moments.mean,
+            layer=_layer_scope(moments.mean),
+            channels=_channels(view, moments),
+            x=view.inputs(moments.mean)[0],
+            reduce_axes=tuple(view.const_value(view.inputs(moments.mean)[1]).reshape(-1).tolist()),
+            update_nodes=mean_updates.nodes | variance_updates.nodes,
+            mean_out=moments.mean_out,
+            variance_out=moments.variance_out,
         )
-        if isinstance(stats, str):
-            return self.finding(view, moments.mean, message, nodes=involved, unfixable=stats)
+        fields = {"nodes": tuple(sorted({moments.variance, *moments.internal, *site.update_nodes}))}
         if moments.mean_out.node == moments.mean and not _channels_last(view, moments.mean):
-            return self.finding(
-                view, moments.mean, message, nodes=involved,
-                unfixable="the moments keep their reduced dimensions and the channel axis is not last",
-            )
+            reason = "the moments keep their reduced dimensions and the channel axis is not last"
+            return self.finding(view, moments.mean, message, unfixable=reason, **fields)
+        stats = locate_moving_statistics(view, site, mean_updates, variance_updates)
+        if isinstance(stats, str):
+            return self.finding(view, moments.mean, message, unfixable=stats, site=site, **fields)
+        return self.finding(view, moments.mean, message, fix=site.fix(stats), site=site, **fields)
+
+
+@dataclass(frozen=True)
+class DecomposedBatchNormSite(BatchNormSite):
+    mean_out: Tensor = Tensor("")  # the batch mean as the normalization reads it
+    variance_out: Tensor = Tensor("")
+
+    def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
+        """The normalization reads `stats` instead of the batch moments."""
         edits = []
-        if update_nodes:
-            edits.append(RemoveNodes(view.scope, frozenset(update_nodes)))
+        if self.update_nodes:
+            edits.append(RemoveNodes(self.scope, self.update_nodes))
         edits += [
-            RedirectUses(view.scope, moments.mean_out, stats.mean),
-            RedirectUses(view.scope, moments.variance_out, stats.variance),
+            RedirectUses(self.scope, self.mean_out, stats.mean),
+            RedirectUses(self.scope, self.variance_out, stats.variance),
         ]
         summary = f"normalize with the moving statistics from {stats.evidence}"
-        if update_nodes:
-            summary += f"; {len(update_nodes)} update op(s) removed"
-        return self.finding(view, moments.mean, message, nodes=involved, fix=Fix(summary, tuple(edits)))
+        if self.update_nodes:
+            summary += f"; {len(self.update_nodes)} update op(s) removed"
+        return Fix(summary, tuple(edits), safe=safe)
 
 
 def _match_moments(view: GraphView, mean: str) -> _Moments | None:
@@ -166,6 +177,21 @@ def _normalization_readers(view: GraphView, moments: _Moments) -> list[str]:
 def _channels_last(view: GraphView, mean: str) -> bool:
     axes = view.const_value(view.inputs(mean)[1])
     return axes is not None and sorted(axes.reshape(-1).tolist()) == list(range(len(axes.reshape(-1))))
+
+
+def _channels(view: GraphView, moments: _Moments) -> int | None:
+    """The layer's channel count, from the shape of gamma where one scales the normalization."""
+    # variance -> add(eps) -> Rsqrt -> Mul(rsqrt, gamma): gamma's shape is the channel count.
+    for add in view.consumers(moments.variance_out.node):
+        for rsqrt in view.consumers(add):
+            if view.op(rsqrt) != "Rsqrt":
+                continue
+            for mul in view.consumers(rsqrt):
+                for operand in view.inputs(mul):
+                    shape = view.const_shape(operand)
+                    if view.op(mul) == "Mul" and shape is not None and len(shape) == 1:
+                        return shape[0]
+    return None
 
 
 def _layer_scope(mean: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.rules.base import Fix
 
 # TF1 writes `sub -> mul -> AssignSub` after the moment; Keras 3 writes
 # `Squeeze -> mul -> add -> AssignVariableOp`. Four steps cover both with room.
@@ -36,6 +37,33 @@ class MovingStatistics:
     mean: Tensor
     variance: Tensor
     evidence: str
+
+
+@dataclass(frozen=True)
+class BatchNormSite:
+    """A training-mode BatchNorm layer: where it is and what its fix needs.
+
+    Findings carry their site, so that statistics from outside the graph (a
+    checkpoint, a calibration run) can complete a fix the graph alone could not.
+    """
+
+    scope: str  # the graph body: "" or a library function
+    node: str  # the node the finding is about
+    layer: str  # the layer's name scope, for matching variable names
+    channels: int | None
+    x: Tensor  # the tensor the layer normalizes
+    reduce_axes: tuple[int, ...]  # the axes of x its statistics are taken over
+    update_nodes: frozenset[str]
+
+    def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
+        raise NotImplementedError
+
+    def check_shapes(self, mean_shape, variance_shape) -> str | None:
+        """Why statistics of these shapes cannot belong to this layer, or None."""
+        expected = (self.channels,) if self.channels is not None else mean_shape
+        if tuple(mean_shape) != expected or tuple(variance_shape) != expected or len(expected) != 1:
+            return f"statistics of shapes {tuple(mean_shape)} and {tuple(variance_shape)} do not fit {self.channels} channels"
+        return None
 
 
 def find_update_ops(view: GraphView, moment: Tensor) -> UpdateOps:
@@ -64,26 +92,23 @@ def find_update_ops(view: GraphView, moment: Tensor) -> UpdateOps:
 
 
 def locate_moving_statistics(
-    view: GraphView,
-    *,
-    mean_updates: UpdateOps,
-    variance_updates: UpdateOps,
-    scope: str,
-    channels: int | None,
+    view: GraphView, site: BatchNormSite, mean_updates: UpdateOps, variance_updates: UpdateOps
 ) -> MovingStatistics | str:
     """The moving statistics as constants in the graph, or why they cannot be used."""
     by_flow = _from_update_targets(view, mean_updates, variance_updates)
-    if isinstance(by_flow, MovingStatistics):
-        return _check_shapes(view, by_flow, channels)
-    by_name = _from_names(view, scope)
-    if by_name is not None:
-        return _check_shapes(view, by_name, channels)
+    found = by_flow if isinstance(by_flow, MovingStatistics) else _from_names(view, site.layer)
+    if found is not None:
+        problem = site.check_shapes(view.const_shape(found.mean), view.const_shape(found.variance))
+        return f"{found.evidence}: {problem}" if problem else found
     if by_flow:
         return by_flow
-    return (
-        f"the moving statistics are not in this graph (no update ops, no {scope}/moving_mean): "
-        "freezing for the outputs pruned them"
-    )
+    return MISSING_STATISTICS.format(layer=site.layer)
+
+
+MISSING_STATISTICS = (
+    "the moving statistics are not in this graph (no update ops, no {layer}/moving_mean): "
+    "freezing for the outputs pruned them"
+)
 
 
 def _from_update_targets(view: GraphView, mean: UpdateOps, variance: UpdateOps) -> MovingStatistics | str:
@@ -123,17 +148,6 @@ def _const_named(view: GraphView, scope: str, names: tuple[str, ...]) -> Tensor 
             tensor = view.resolve(Tensor(f"{scope}/{name}"))
             return tensor if view.op(tensor.node) == "Const" else None
     return None
-
-
-def _check_shapes(view: GraphView, stats: MovingStatistics, channels: int | None) -> MovingStatistics | str:
-    shapes = (view.const_shape(stats.mean), view.const_shape(stats.variance))
-    expected = (channels,) if channels is not None else shapes[0]
-    if shapes[0] != expected or shapes[1] != expected:
-        return (
-            f"the statistics found by {stats.evidence} have shapes {shapes[0]} and {shapes[1]}, "
-            f"but the layer has {channels} channels"
-        )
-    return stats
 
 
 def scope_of(name: str) -> str:
