@@ -7,11 +7,13 @@ The report goes to stdout; errors go to stderr as one sentence.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
 from graphdoc import __version__
 from graphdoc.errors import GraphdocError
@@ -19,6 +21,7 @@ from graphdoc.loading import load
 from graphdoc.report.text import render_fix, render_scan
 from graphdoc.rewrite import fix
 from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.rewrite.statistics import complete
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE
 from graphdoc.scanning import scan
 from graphdoc.writing import write_atomically, write_graph_def
@@ -46,13 +49,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     scan_parser = commands.add_parser("scan", help="report training-mode BatchNorm and live dropout")
-    scan_parser.add_argument("model", type=Path, help="a frozen GraphDef (.pb or .pbtxt)")
+    scan_parser.add_argument("model", type=Path, help=_MODEL_HELP)
     _add_outputs(scan_parser)
     scan_parser.set_defaults(command=_scan)
 
     fix_parser = commands.add_parser("fix", help="write an inference-mode copy of the graph")
-    fix_parser.add_argument("model", type=Path, help="a frozen GraphDef (.pb or .pbtxt)")
+    fix_parser.add_argument("model", type=Path, help=_MODEL_HELP)
     fix_parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the fixed graph")
+    fix_parser.add_argument(
+        "--checkpoint", type=Path,
+        help="take missing moving statistics from this checkpoint (a prefix, a directory with a "
+        "`checkpoint` file, or a SavedModel's variables/variables)",
+    )
+    fix_parser.add_argument(
+        "--calibrate", type=Path, metavar="DATA",
+        help="recompute missing moving statistics by running the graph over DATA (.npy for one input, "
+        ".npz with an array per input)",
+    )
+    fix_parser.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
     _add_outputs(fix_parser)
     fix_parser.set_defaults(command=_fix)
 
@@ -65,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_MODEL_HELP = "a frozen GraphDef (.pb or .pbtxt), or a TF1 checkpoint prefix with its .meta (needs --outputs)"
+
+
 def _add_outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--outputs", type=lambda text: [name for name in text.split(",") if name],
@@ -73,7 +90,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _scan(args: argparse.Namespace, console: Console) -> int:
-    model = load(args.model)
+    model = load(args.model, outputs=args.outputs)
     outputs = resolve_outputs(model.main, args.outputs)
     findings = scan(model)
     render_scan(console, model, findings, outputs, inferred=not args.outputs)
@@ -83,14 +100,48 @@ def _scan(args: argparse.Namespace, console: Console) -> int:
 def _fix(args: argparse.Namespace, console: Console) -> int:
     if args.output.resolve() == args.model.resolve():
         raise GraphdocError("-o names the input file; write the fixed graph to a new path")
-    model = load(args.model)
-    report = fix(model, outputs=args.outputs)
+    model = load(args.model, outputs=args.outputs)
+    findings = _with_outside_statistics(model, scan(model), args)
+    report = fix(model, outputs=args.outputs, findings=findings)
     if report.changed:
         write_graph_def(report.fixed.graph_def, args.output)
     else:
         write_atomically(args.model.read_bytes(), args.output)
     render_fix(console, model, report, str(args.output))
     return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+
+
+def _with_outside_statistics(model, findings, args: argparse.Namespace):
+    """Complete BatchNorm fixes from the checkpoint, then from calibration, as given."""
+    checkpoint = args.checkpoint or model.checkpoint
+    if checkpoint is not None and _lacks_statistics(findings):
+        from graphdoc.sources.checkpoint import CheckpointStatistics
+
+        findings = complete(model, findings, CheckpointStatistics(checkpoint))
+    if args.calibrate is not None and _lacks_statistics(findings):
+        from graphdoc.sources.calibration import CalibratedStatistics
+
+        with _progress("calibrating") as advance:
+            source = CalibratedStatistics(
+                model, findings, args.calibrate, batch_size=args.batch_size, progress=advance
+            )
+        findings = complete(model, findings, source)
+    return findings
+
+
+def _lacks_statistics(findings) -> bool:
+    return any(finding.fix is None and finding.site is not None for finding in findings)
+
+
+@contextlib.contextmanager
+def _progress(description: str):
+    """A progress line on stderr (the report owns stdout); advance(n) counts samples."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} samples"),
+        console=Console(stderr=True), transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda count: progress.advance(task, count)
 
 
 def _rule(args: argparse.Namespace, console: Console) -> int:

@@ -13,3 +13,9 @@ class LoadError(GraphdocError):
 
 class FixError(GraphdocError):
     """The requested fix could not be applied or did not check out."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message: TensorFlow's run to many lines."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

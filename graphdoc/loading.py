@@ -21,9 +21,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
 
 
-def load(path: str | Path) -> Model:
-    """Load a frozen GraphDef, binary or text, from `path`."""
+def load(path: str | Path, *, outputs: list[str] | None = None) -> Model:
+    """Load a frozen GraphDef (binary or text), or a TF1 checkpoint frozen for `outputs`."""
     path = Path(path)
+    if _is_checkpoint(path):
+        return _load_checkpoint(path, outputs)
     if not path.exists():
         raise LoadError(f"{path}: no such file or directory.")
     if path.is_dir():
@@ -39,6 +41,21 @@ def load(path: str | Path) -> Model:
     if not graph_def.node and not graph_def.library.function:
         raise LoadError(f"{path}: parsed as a {kind} but it holds no nodes; is it the right file?")
     return Model(graph_def=graph_def, path=path, format=kind)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "checkpoint").is_file()
+    return not path.exists() and (Path(f"{path}.index").is_file() or Path(f"{path}.meta").is_file())
+
+
+def _load_checkpoint(path: Path, outputs: list[str] | None) -> Model:
+    # Reading variables needs TensorFlow: import it only for checkpoints.
+    from graphdoc.tf.checkpoints import load_meta_checkpoint, resolve_prefix
+
+    prefix = resolve_prefix(path)
+    graph_def = load_meta_checkpoint(prefix, outputs or [])
+    return Model(graph_def=graph_def, path=prefix, format="TF1 checkpoint, frozen", checkpoint=prefix)
 
 
 def _describe_directory(path: Path) -> str:

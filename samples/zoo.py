@@ -104,7 +104,7 @@ def slim_conv_stack(*, fused: bool, inline_updates: bool = False, dropout: bool 
     slim = _slim()
 
     def model(x, training):
-        params = {"is_training": training, "fused": fused, "scale": True}
+        params = {"is_training": training, "fused": fused, "scale": True, "decay": 0.9}
         # A list keeps slim.batch_norm on its native path; None forces the
         # updates inline as control dependencies of the layer's output.
         params["updates_collections"] = None if inline_updates else [tf.compat.v1.GraphKeys.UPDATE_OPS]
@@ -290,3 +290,87 @@ def keras2_fused_bn():
         return tf.nn.relu(y)
 
     return model
+
+
+# -- Trained models with checkpoints ---------------------------------------------------------
+
+
+def training_data(input_shape, count, seed=0) -> np.ndarray:
+    """Inputs from one fixed distribution: per-channel offsets and scales, so statistics are non-trivial."""
+    rng = np.random.default_rng(seed)
+    channels = input_shape[-1]
+    offsets = np.linspace(-1.0, 2.0, channels)
+    scales = np.linspace(0.5, 1.5, channels)
+    return (rng.normal(size=(count, *input_shape)) * scales + offsets).astype(np.float32)
+
+
+@dataclass
+class Trained:
+    """A model trained for a few steps: its checkpoint, and the frozen graphs made from it."""
+
+    pair: Pair  # training graph frozen for the output only (statistics pruned), inference reference
+    prefix: str  # the checkpoint prefix
+
+
+def train_tf1(model_fn, input_shape, directory, *, steps=40, learning_rate=0.01, batch=16) -> Trained:
+    """Train `model_fn` with real steps (weights and moving statistics change), save a TF1 checkpoint."""
+    prefix = str(directory / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, (None, *input_shape), name=INPUT)
+        y = tf.identity(model_fn(x, True), name=OUTPUT)
+        loss = tf.reduce_mean(tf.square(y - 1.0))
+        with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
+            step = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss)
+        saver = tf.compat.v1.train.Saver()
+        data = training_data(input_shape, steps * batch)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            for i in range(steps):
+                session.run(step, {x: data[i * batch : (i + 1) * batch]})
+            saver.save(session, prefix)
+            training = tf.compat.v1.graph_util.convert_variables_to_constants(
+                session, graph.as_graph_def(), [OUTPUT]
+            ).SerializeToString()
+    return Trained(Pair(training, _inference_from_checkpoint(model_fn, input_shape, prefix), input_shape), prefix)
+
+
+def _inference_from_checkpoint(model_fn, input_shape, prefix) -> bytes:
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, *input_shape), name=INPUT)
+        tf.identity(model_fn(x, False), name=OUTPUT)
+        with tf.compat.v1.Session() as session:
+            tf.compat.v1.train.Saver().restore(session, prefix)
+            return tf.compat.v1.graph_util.convert_variables_to_constants(
+                session, graph.as_graph_def(), [OUTPUT]
+            ).SerializeToString()
+
+
+def train_keras(build, input_shape, directory, *, steps=8, batch=16) -> tuple[Pair, str, str]:
+    """Fit a Keras 3 model for a few steps; write a TF2 object-based checkpoint and a SavedModel.
+
+    Returns the pair (training graph frozen without its statistics, inference
+    reference), the checkpoint prefix, and the SavedModel's variables prefix.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    data = training_data(input_shape, steps * batch)
+    target = np.ones((len(data), *model.output_shape[1:]), np.float32)
+    model.fit(data, target, batch_size=batch, epochs=1, verbose=0)
+    prefix = tf.train.Checkpoint(model=model).write(str(directory / "ckpt" / "model"))
+    model.export(str(directory / "saved_model"), verbose=False)
+    training = _without_orphans(_freeze_keras(model, input_shape, training=True))
+    pair = Pair(training, _freeze_keras(model, input_shape, training=False), input_shape)
+    return pair, prefix, str(directory / "saved_model" / "variables" / "variables")
+
+
+def _without_orphans(graph_bytes: bytes) -> bytes:
+    # What a graph frozen for its output alone holds: the variable reads that
+    # only a NoOp waited for (the moving statistics among them) are gone.
+    graph_def = tf.compat.v1.GraphDef.FromString(graph_bytes)
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [OUTPUT]).SerializeToString()

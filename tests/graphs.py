@@ -76,3 +76,4 @@ def with_float_attr(data: bytes, op: str, attr: str, value: float) -> bytes:
 
 def random_batch(shape, seed=0, n=4) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+

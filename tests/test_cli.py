@@ -45,10 +45,15 @@ def test_fixed_sample_runs_batch_independently(tmp_path):
     assert tfrun.relative_error(alone[0], together[0]) <= 1e-5
 
 
-def test_fix_reports_unfixable_findings_and_exits_1(build, write, tmp_path, capsys):
+def test_fix_without_statistics_names_the_layers_and_writes_nothing(build, write, tmp_path, capsys):
     output = tmp_path / "fixed.pb"
-    assert main(["fix", str(write(build("slim_resnet_v1").training)), "-o", str(output)]) == 1
-    assert "not in this graph" in capsys.readouterr().out
+    assert main(["fix", str(write(build("slim_resnet_v1").training)), "-o", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert "8 BatchNorm layer(s) lack moving statistics" in error
+    assert "resnet/block1/unit_1/bottleneck_v1/conv1/BatchNorm" in error
+    assert "--checkpoint" in error and "--calibrate" in error
+    assert error.count("\n") == 1
+    assert not output.exists()
 
 
 def test_fix_refuses_to_overwrite_its_input(tmp_path, capsys):

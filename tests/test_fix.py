@@ -5,6 +5,7 @@ import pytest
 import graphs
 import tfrun
 from graphdoc import ops
+from graphdoc.errors import FixError
 from graphdoc.loading import load
 from graphdoc.rewrite import fix
 from helpers import count_ops, findings_of
@@ -89,7 +90,17 @@ def test_op_count_changes_are_reported(build, write):
     assert changes["SquaredDifference"] == (2, 0)
 
 
-def test_unfixable_findings_remain_and_nothing_is_invented(build, write):
-    report = fix(load(write(build("slim_resnet_v1").training)))
+def test_missing_statistics_stop_the_fix_instead_of_being_invented(build, write):
+    with pytest.raises(FixError, match="lack moving statistics"):
+        fix(load(write(build("slim_resnet_v1").training)))
+
+
+def test_unfixable_dropout_remains_reported(write):
+    import tensorflow as tf
+
+    def unscaled(x):
+        return x * tf.cast(tf.random.uniform(tf.shape(x)) >= 0.5, tf.float32)
+
+    report = fix(load(write(graphs.build(unscaled))))
     assert not report.applied
-    assert len(report.remaining) == len(report.not_fixable) > 0
+    assert [f.code for f in report.remaining] == ["GD201"]

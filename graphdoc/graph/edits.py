@@ -7,7 +7,9 @@ Each edit names its scope: "" for the main graph, else a library function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from graphdoc.graph.view import GraphView, Tensor
 
@@ -80,4 +82,17 @@ class RemoveNodes:
         )
 
 
-Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes
+@dataclass(frozen=True)
+class AddConst:
+    scope: str
+    name: str
+    value: np.ndarray = field(compare=False)
+
+    def apply(self, view: GraphView) -> None:
+        view.add_const(self.name, self.value)
+
+    def describe(self) -> str:
+        return f"add constant {self.name} {tuple(self.value.shape)}"
+
+
+Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes | AddConst

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +17,9 @@ class Model:
     graph_def: GraphDef
     path: Path
     format: str
-    notes: list[str] = field(default_factory=list)
+    # Where the variables came from, when the model was read from a checkpoint:
+    # the same checkpoint then supplies the moving statistics.
+    checkpoint: Path | None = None
 
     @cached_property
     def main(self) -> GraphView:

@@ -238,6 +238,29 @@ class GraphView:
                 if self._parse_data_ref(ref) == old:
                     self.function.ret[out_arg] = self.ref_text(new)
 
+    def add_const(self, name: str, value: np.ndarray) -> Tensor:
+        """Add a Const node holding `value`; refuses a name that is taken."""
+        if name in self:
+            raise EditError(f"cannot add {name}: the name is taken")
+        from tensorboard.util.tensor_util import make_tensor_proto
+
+        node = self._container.add(name=name, op="Const")
+        tensor = make_tensor_proto(value)
+        node.attr["dtype"].type = tensor.dtype
+        node.attr["value"].tensor.CopyFrom(tensor)
+        self.nodes[name] = node
+        self._inputs[name] = ()
+        self._controls[name] = ()
+        return Tensor(name)
+
+    def unique_name(self, base: str, taken: set[str] = frozenset()) -> str:
+        """`base`, or `base_1`, `base_2`, ... : the first name no node has."""
+        name, index = base, 0
+        while name in self or name in taken:
+            index += 1
+            name = f"{base}_{index}"
+        return name
+
     def make_identity(self, name: str, tensor: Tensor) -> None:
         """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
         node = self.nodes[name]

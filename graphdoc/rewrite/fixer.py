@@ -47,10 +47,10 @@ def fix(model: Model, *, outputs: list[str] | None = None, findings: list[Findin
     """Fix `model`'s findings on a copy of its GraphDef and check the result."""
     findings = scan(model) if findings is None else findings
     output_names = resolve_outputs(model.main, outputs)
-    fixed = _copy(model)
+    _refuse_missing_statistics(findings)
+    fixed = copy_model(model)
     applied = [finding for finding in findings if finding.fix is not None]
-    for finding in applied:
-        _apply(fixed, finding)
+    apply_fixes(fixed, applied)
     pruned = prune(fixed.main, output_names)
     for view in fixed.views:
         view.compact()
@@ -77,15 +77,33 @@ def op_counts(graph_def: GraphDef) -> Counter:
     return counts
 
 
-def _copy(model: Model) -> Model:
+def copy_model(model: Model) -> Model:
     graph_def = GraphDef()
     graph_def.CopyFrom(model.graph_def)
     return Model(graph_def=graph_def, path=model.path, format=model.format)
 
 
-def _apply(model: Model, finding: Finding) -> None:
-    try:
-        for edit in finding.fix.edits:
-            edit.apply(model.view(edit.scope))
-    except EditError as error:
-        raise FixError(f"fixing {finding.code} at {finding.location} failed, nothing was written: {error}") from None
+def apply_fixes(model: Model, findings: list[Finding]) -> None:
+    """Apply the findings' edits to `model` in place (call it on a copy)."""
+    for finding in findings:
+        try:
+            for edit in finding.fix.edits:
+                edit.apply(model.view(edit.scope))
+        except EditError as error:
+            raise FixError(f"fixing {finding.code} at {finding.location} failed, nothing was written: {error}") from None
+
+
+def _refuse_missing_statistics(findings: list[Finding]) -> None:
+    # A BatchNorm left in training mode would leave the bug in place: stop
+    # rather than write a graph that looks repaired.
+    missing = [f for f in findings if f.fix is None and f.site is not None]
+    if not missing:
+        return
+    shown = "; ".join(f"{f.site.layer} ({f.unfixable})" for f in missing[:2])
+    more = f"; and {len(missing) - 2} more" if len(missing) > 2 else ""
+    raise FixError(
+        f"{len(missing)} BatchNorm layer(s) lack moving statistics, nothing was written: {shown}{more}. "
+        "Supply them with --checkpoint PATH (the training checkpoint, or a SavedModel's variables/variables), "
+        "with --calibrate DATA.npy (representative inputs), or freeze the graph again keeping "
+        "moving_mean and moving_variance"
+    )

@@ -1,0 +1,41 @@
+"""Completing BatchNorm fixes with statistics from a checkpoint or a calibration run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from graphdoc.graph.edits import AddConst
+from graphdoc.graph.model import Model
+from graphdoc.graph.view import Tensor
+from graphdoc.rules import Finding
+from graphdoc.rules.statistics import BatchNormSite, MovingStatistics
+from graphdoc.sources import StatisticsSource
+
+
+def complete(model: Model, findings: list[Finding], source: StatisticsSource) -> list[Finding]:
+    """`findings`, with the BatchNorm findings that lacked statistics given a fix from `source`."""
+    taken: dict[str, set[str]] = {}
+    completed = []
+    for finding in findings:
+        site = finding.site
+        if finding.fix is not None or not isinstance(site, BatchNormSite):
+            completed.append(finding)
+            continue
+        found = source.lookup(site)
+        if isinstance(found, str):
+            completed.append(dataclasses.replace(finding, unfixable=f"{source.name}: {found}"))
+            continue
+        view = model.view(site.scope)
+        names = taken.setdefault(site.scope, set())
+        added = []
+        for stat, value in (("moving_mean", found.mean), ("moving_variance", found.variance)):
+            name = view.unique_name(f"{site.layer}/{stat}", names)
+            names.add(name)
+            added.append(AddConst(site.scope, name, np.asarray(value, dtype=np.float32)))
+        stats = MovingStatistics(Tensor(added[0].name), Tensor(added[1].name), found.evidence)
+        fix = site.fix(stats, safe=source.safe)
+        fix = dataclasses.replace(fix, edits=(*added, *fix.edits))
+        completed.append(dataclasses.replace(finding, fix=fix, unfixable=None))
+    return completed

@@ -1,0 +1,124 @@
+"""Moving statistics recomputed from representative inputs (AdaBN / update_bn).
+
+The graph runs over the calibration data in batches with the layers being
+calibrated still in training mode, as they ran while moving averages are
+accumulated, and everything else (dropout, layers whose statistics were
+found) as the fixed graph will run it. The input of each layer is summed per
+channel in float64. The population mean
+and variance come from exact running sums over all samples rather than from
+an exponential average, so the result does not depend on the batch order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from graphdoc.errors import GraphdocError
+from graphdoc.graph.edits import RemoveNodes
+from graphdoc.graph.model import Model
+from graphdoc.proto import GraphDef
+from graphdoc.rewrite.prune import needed_by
+from graphdoc.rules import Finding
+from graphdoc.rules.statistics import BatchNormSite
+from graphdoc.sources import Statistics
+
+# Below this many samples the per-channel estimates are too noisy to serve as
+# a population's statistics; tools that recalibrate BatchNorm use hundreds.
+MIN_CALIBRATION_SAMPLES = 32
+
+
+class _RunningMoments:
+    def __init__(self):
+        self.count = 0
+        self.total: np.ndarray | float = 0.0
+        self.total_squares: np.ndarray | float = 0.0
+
+    def add(self, values: np.ndarray, axes: tuple[int, ...]) -> None:
+        values = values.astype(np.float64)
+        self.count += int(np.prod([values.shape[axis] for axis in axes]))
+        self.total = self.total + values.sum(axis=axes)
+        self.total_squares = self.total_squares + np.square(values).sum(axis=axes)
+
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.total / self.count
+        variance = np.maximum(self.total_squares / self.count - np.square(mean), 0.0)
+        return mean.astype(np.float32), variance.astype(np.float32)
+
+
+class CalibratedStatistics:
+    """Statistics measured by running the model over `data_path`'s inputs."""
+
+    safe = False
+
+    def __init__(self, model: Model, findings: list[Finding], data_path: Path, *, batch_size: int = 32, progress=None):
+        from graphdoc.tf.runner import GraphRunner, batches
+
+        self.name = f"calibration on {data_path}"
+        sites = [f.site for f in findings if f.fix is None and isinstance(f.site, BatchNormSite) and not f.site.scope]
+        self._results: dict[str, Statistics] = {}
+        if not sites:
+            return
+        graph_def, placeholders = _calibration_graph(model, findings, sites)
+        inputs = load_inputs(data_path, placeholders)
+        self.samples = len(next(iter(inputs.values())))
+        if self.samples < MIN_CALIBRATION_SAMPLES:
+            raise GraphdocError(
+                f"{data_path} holds {self.samples} samples; calibration needs at least "
+                f"{MIN_CALIBRATION_SAMPLES} for stable per-channel statistics"
+            )
+        moments = {site.node: _RunningMoments() for site in sites}
+        fetches = [str(site.x) if ":" in str(site.x) else f"{site.x}:0" for site in sites]
+        with GraphRunner(graph_def) as runner:
+            for batch in batches(inputs, batch_size):
+                for site, value in zip(sites, runner.run(fetches, batch)):
+                    moments[site.node].add(value, site.reduce_axes)
+                if progress is not None:
+                    progress(len(next(iter(batch.values()))))
+        for site in sites:
+            mean, variance = moments[site.node].statistics()
+            self._results[site.node] = Statistics(mean, variance, f"calibration on {self.samples} samples")
+
+    def lookup(self, site: BatchNormSite) -> Statistics | str:
+        if site.scope:
+            return "calibration measures the main graph only; this layer is inside a library function"
+        return self._results.get(site.node, "not calibrated")
+
+
+def _calibration_graph(model: Model, findings: list[Finding], sites: list[BatchNormSite]) -> tuple[GraphDef, list[str]]:
+    """The model with its available fixes applied and its update ops removed, cut to the layers' inputs."""
+    from graphdoc.rewrite.fixer import apply_fixes, copy_model
+
+    graph = copy_model(model)
+    apply_fixes(graph, [f for f in findings if f.fix is not None])
+    for site in sites:
+        if site.update_nodes:
+            RemoveNodes(site.scope, site.update_nodes).apply(graph.main)
+    keep = needed_by(graph.main, [site.x.node for site in sites])
+    graph.main.keep_only(keep)
+    graph.main.compact()
+    placeholders = [name for name in keep if graph.main.op(name) == "Placeholder"]
+    return graph.graph_def, placeholders
+
+
+def load_inputs(path: Path, placeholders: list[str]) -> dict[str, np.ndarray]:
+    """Arrays for the graph's inputs: a .npy for a single input, a .npz with one array per input."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise GraphdocError(f"{path} could not be read as a .npy or .npz file ({error})") from None
+    if isinstance(loaded, np.ndarray):
+        if len(placeholders) != 1:
+            raise GraphdocError(
+                f"the graph has {len(placeholders)} inputs ({', '.join(placeholders)}); give a .npz with one array each"
+            )
+        return {placeholders[0]: loaded}
+    arrays = {name.split(":")[0]: loaded[name] for name in loaded.files}
+    missing = [name for name in placeholders if name not in arrays]
+    if missing:
+        raise GraphdocError(f"{path} has no array for the input {missing[0]!r} (it has {', '.join(arrays)})")
+    counts = {len(arrays[name]) for name in placeholders}
+    if len(counts) != 1:
+        raise GraphdocError(f"the arrays in {path} hold different numbers of samples: {sorted(counts)}")
+    return {name: arrays[name] for name in placeholders}

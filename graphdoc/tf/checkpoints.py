@@ -1,0 +1,112 @@
+"""Checkpoints: finding the prefix, reading variables, freezing a .meta graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import tensorflow as tf
+from tensorboard.compat.proto.meta_graph_pb2 import MetaGraphDef
+from tensorboard.compat.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+
+from graphdoc.errors import LoadError, first_line
+from graphdoc.proto import GraphDef
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def resolve_prefix(path: Path) -> Path:
+    """The checkpoint prefix that `path` names, directly or through a `checkpoint` file."""
+    if not path.is_dir():
+        if not Path(f"{path}.index").is_file():
+            raise LoadError(f"{path}: no checkpoint there ({path.name}.index does not exist beside it)")
+        return path
+    state = tf.train.get_checkpoint_state(str(path))
+    if state is None or not state.model_checkpoint_path:
+        raise LoadError(f"{path}/checkpoint names no checkpoint; pass the prefix (for example {path}/model.ckpt)")
+    named = Path(state.model_checkpoint_path)
+    # Checkpoint files written on another machine name absolute paths that do
+    # not exist here; the files themselves sit beside the `checkpoint` file.
+    for candidate in (named if named.is_absolute() else path / named, path / named.name):
+        if Path(f"{candidate}.index").is_file():
+            return candidate
+    raise LoadError(f"{path}/checkpoint names {named}, which is neither there nor beside the checkpoint file")
+
+
+class CheckpointVariables:
+    """The variables of a checkpoint, by name.
+
+    TF1 name-based checkpoints are keyed by variable name; TF2 object-based
+    ones (tf.train.Checkpoint, a SavedModel's variables/) by object path, with
+    each variable's name recorded in the object graph.
+    """
+
+    def __init__(self, prefix: Path):
+        self.prefix = prefix
+        try:
+            self._reader = tf.train.load_checkpoint(str(prefix))
+        except (tf.errors.OpError, ValueError) as error:
+            raise LoadError(f"{prefix}: could not read the checkpoint ({first_line(error)})") from None
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self._keys: dict[str, str] = {}
+        shapes_by_key = self._reader.get_variable_to_shape_map()
+        for key, shape in shapes_by_key.items():
+            if key != _OBJECT_GRAPH_KEY and "/.ATTRIBUTES/" not in key and "/.OPTIMIZER_SLOT/" not in key:
+                self._add(key, key, shape)
+        if _OBJECT_GRAPH_KEY in shapes_by_key:
+            graph = TrackableObjectGraph()
+            graph.ParseFromString(self._reader.get_tensor(_OBJECT_GRAPH_KEY))
+            for node in graph.nodes:
+                for attribute in node.attributes:
+                    if attribute.checkpoint_key in shapes_by_key and attribute.full_name:
+                        name = attribute.full_name.split(":")[0]
+                        self._add(name, attribute.checkpoint_key, shapes_by_key[attribute.checkpoint_key])
+
+    def _add(self, name: str, key: str, shape) -> None:
+        self._keys.setdefault(name, key)
+        self.shapes.setdefault(name, tuple(shape))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._keys
+
+    def read(self, name: str) -> np.ndarray:
+        return np.asarray(self._reader.get_tensor(self._keys[name]))
+
+
+def load_meta_checkpoint(prefix: Path, outputs: list[str]) -> GraphDef:
+    """Import `prefix.meta`, restore the variables, and freeze the graph for `outputs`."""
+    meta_path = Path(f"{prefix}.meta")
+    if not meta_path.is_file():
+        raise LoadError(
+            f"{prefix} is a checkpoint without a .meta graph; pass the frozen .pb as the model and the "
+            "checkpoint with --checkpoint"
+        )
+    if not outputs:
+        raise LoadError(f"{prefix} is a training checkpoint: name the model's outputs with --outputs")
+    meta = MetaGraphDef()
+    try:
+        meta.ParseFromString(meta_path.read_bytes())
+    except Exception:
+        raise LoadError(f"{meta_path} could not be parsed as a MetaGraphDef; is it truncated?") from None
+    # Graphs written by TF 1.x carry _output_shapes that current releases may reject.
+    for node in meta.graph_def.node:
+        node.attr.pop("_output_shapes", None)
+    tf_meta = tf.compat.v1.MetaGraphDef.FromString(meta.SerializeToString())
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            saver = tf.compat.v1.train.import_meta_graph(tf_meta, clear_devices=True)
+        except (ValueError, KeyError, tf.errors.OpError) as error:
+            raise LoadError(f"{meta_path}: TensorFlow could not import the graph ({first_line(error)})") from None
+        names = [name.split(":")[0] for name in outputs]
+        missing = [name for name in names if name not in {op.name for op in graph.get_operations()}]
+        if missing:
+            raise LoadError(f"output {missing[0]!r} is not a node of {meta_path}")
+        with tf.compat.v1.Session(graph=graph) as session:
+            try:
+                saver.restore(session, str(prefix))
+            except (ValueError, tf.errors.OpError) as error:
+                raise LoadError(f"{prefix}: could not restore the variables ({first_line(error)})") from None
+            frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), names)
+    return GraphDef.FromString(frozen.SerializeToString())

@@ -1,0 +1,51 @@
+"""Running a GraphDef with TensorFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from graphdoc.errors import GraphdocError, first_line
+from graphdoc.proto import GraphDef
+
+
+class GraphRunner:
+    """One imported graph in one session, run as often as needed."""
+
+    def __init__(self, graph_def: GraphDef):
+        tf_graph_def = tf.compat.v1.GraphDef.FromString(graph_def.SerializeToString())
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            try:
+                tf.compat.v1.import_graph_def(tf_graph_def, name="")
+            except ValueError as error:
+                raise GraphdocError(f"TensorFlow could not import the graph: {first_line(error)}") from None
+        self._session = tf.compat.v1.Session(graph=self._graph)
+
+    def run(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})
+        except tf.errors.OpError as error:
+            raise GraphdocError(f"TensorFlow could not run the graph: {first_line(error)}") from None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> GraphRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def batches(inputs: dict[str, np.ndarray], batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Slices of every input along the first axis."""
+    count = len(next(iter(inputs.values())))
+    for start in range(0, count, batch_size):
+        yield {name: array[start : start + batch_size] for name, array in inputs.items()}
+
+
+def _tensor_name(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
