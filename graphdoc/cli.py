@@ -22,6 +22,7 @@ from graphdoc.report.text import render_fix, render_scan
 from graphdoc.rewrite import fix
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rewrite.statistics import complete
+from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE
 from graphdoc.scanning import scan
 from graphdoc.writing import write_atomically, write_graph_def
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     fix_parser.add_argument(
         "--calibrate", type=Path, metavar="DATA",
         help="recompute missing moving statistics by running the graph over DATA (.npy for one input, "
-        ".npz with an array per input)",
+        ".npz with an array per input, or a folder of images: " + IMAGE_PREPROCESSING + ")",
     )
     fix_parser.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
     _add_outputs(fix_parser)

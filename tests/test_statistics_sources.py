@@ -189,3 +189,28 @@ def test_calibration_data_must_match_the_inputs(tmp_path, slim_trained):
     np.savez(tmp_path / "wrong.npz", images=np.zeros((40, 16, 16, 3), np.float32))
     with pytest.raises(GraphdocError, match="no array for the input 'input'"):
         load_inputs(tmp_path / "wrong.npz", ["input"])
+
+
+def test_a_folder_of_images_calibrates_like_the_same_pixels_preprocessed(tmp_path, slim_trained):
+    import tensorflow as tf
+
+    pixels = np.random.default_rng(4).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(pixels):
+        (folder / f"{i:03d}.png").write_bytes(tf.io.encode_png(image).numpy())
+    np.save(tmp_path / "same.npy", pixels.astype(np.float32) / 127.5 - 1.0)
+    model = tmp_path / "model.pb"
+    model.write_bytes(slim_trained.pair.training)
+    for source, output in ((folder, "from_images.pb"), (tmp_path / "same.npy", "from_array.pb")):
+        assert main(["fix", str(model), "-o", str(tmp_path / output), "--calibrate", str(source)]) == 0
+    data = zoo.training_data((16, 16, 3), 4)
+    a, b = (tfrun.run((tmp_path / name).read_bytes(), {"input:0": data}, ["output:0"])[0]
+            for name in ("from_images.pb", "from_array.pb"))
+    assert tfrun.relative_error(a, b) <= TOLERANCE
+
+
+def test_a_saved_model_directory_supplies_its_variables(tmp_path, keras_trained):
+    pair, _, saved_model_variables = keras_trained
+    saved_model = __import__("pathlib").Path(saved_model_variables).parent.parent
+    assert _fix_and_compare(tmp_path, pair, "--checkpoint", str(saved_model)) <= TOLERANCE

@@ -61,7 +61,7 @@ class CalibratedStatistics:
         if not sites:
             return
         graph_def, placeholders = _calibration_graph(model, findings, sites)
-        inputs = load_inputs(data_path, placeholders)
+        inputs = load_inputs(data_path, placeholders, _placeholder_shape(model, placeholders))
         self.samples = len(next(iter(inputs.values())))
         if self.samples < MIN_CALIBRATION_SAMPLES:
             raise GraphdocError(
@@ -86,6 +86,13 @@ class CalibratedStatistics:
         return self._results.get(site.node, "not calibrated")
 
 
+def _placeholder_shape(model: Model, placeholders: list[str]) -> list[int | None] | None:
+    if len(placeholders) != 1:
+        return None
+    shape = model.main.attr(placeholders[0], "shape")
+    return None if shape is None else [None if size < 0 else size for size in shape]
+
+
 def _calibration_graph(model: Model, findings: list[Finding], sites: list[BatchNormSite]) -> tuple[GraphDef, list[str]]:
     """The model with its available fixes applied and its update ops removed, cut to the layers' inputs."""
     from graphdoc.rewrite.fixer import apply_fixes, copy_model
@@ -102,8 +109,17 @@ def _calibration_graph(model: Model, findings: list[Finding], sites: list[BatchN
     return graph.graph_def, placeholders
 
 
-def load_inputs(path: Path, placeholders: list[str]) -> dict[str, np.ndarray]:
-    """Arrays for the graph's inputs: a .npy for a single input, a .npz with one array per input."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_PREPROCESSING = "resized to the input's height and width (bilinear), pixels scaled from [0, 255] to [-1, 1]"
+
+
+def load_inputs(path: Path, placeholders: list[str], input_shape=None) -> dict[str, np.ndarray]:
+    """Arrays for the graph's inputs: a .npy for a single input, a .npz with one array per input,
+    or a directory of images for a single image input (see IMAGE_PREPROCESSING)."""
+    if path.is_dir():
+        if len(placeholders) != 1:
+            raise GraphdocError(f"a folder of images feeds one input, but the graph has {len(placeholders)}")
+        return {placeholders[0]: _load_images(path, input_shape)}
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
@@ -122,3 +138,24 @@ def load_inputs(path: Path, placeholders: list[str]) -> dict[str, np.ndarray]:
     if len(counts) != 1:
         raise GraphdocError(f"the arrays in {path} hold different numbers of samples: {sorted(counts)}")
     return {name: arrays[name] for name in placeholders}
+
+
+def _load_images(directory: Path, input_shape) -> np.ndarray:
+    """Decode every image in `directory` (sorted by name) and preprocess it as IMAGE_PREPROCESSING says."""
+    import tensorflow as tf
+
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise GraphdocError(f"{directory} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    if input_shape is None or len(input_shape) != 4 or None in input_shape[1:3] or input_shape[3] not in (1, 3):
+        raise GraphdocError(f"the graph's input shape {input_shape} is not a known NHWC image shape; give a .npy")
+    height, width, channels = input_shape[1:]
+    images = []
+    for file in files:
+        try:
+            image = tf.io.decode_image(file.read_bytes(), channels=channels, expand_animations=False)
+        except tf.errors.OpError:
+            raise GraphdocError(f"{file} could not be decoded as an image") from None
+        resized = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+        images.append(resized.numpy() / 127.5 - 1.0)
+    return np.stack(images).astype(np.float32)

@@ -17,11 +17,14 @@ _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 def resolve_prefix(path: Path) -> Path:
-    """The checkpoint prefix that `path` names, directly or through a `checkpoint` file."""
+    """The checkpoint prefix that `path` names: directly, through a `checkpoint` file, or a SavedModel's variables."""
     if not path.is_dir():
         if not Path(f"{path}.index").is_file():
             raise LoadError(f"{path}: no checkpoint there ({path.name}.index does not exist beside it)")
         return path
+    saved_model_variables = path / "variables" / "variables"
+    if Path(f"{saved_model_variables}.index").is_file():
+        return saved_model_variables
     state = tf.train.get_checkpoint_state(str(path))
     if state is None or not state.model_checkpoint_path:
         raise LoadError(f"{path}/checkpoint names no checkpoint; pass the prefix (for example {path}/model.ckpt)")
