@@ -102,8 +102,9 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     if args.output.resolve() == args.model.resolve():
         raise GraphdocError("-o names the input file; write the fixed graph to a new path")
     model = load(args.model, outputs=args.outputs)
-    findings = _with_outside_statistics(model, scan(model), args)
-    report = fix(model, outputs=args.outputs, findings=findings)
+    report = fix(
+        model, outputs=args.outputs, complete=lambda graph, findings: _with_outside_statistics(graph, findings, args)
+    )
     if report.changed:
         write_graph_def(report.fixed.graph_def, args.output)
     else:

@@ -65,7 +65,17 @@ RANDOM_OPS = frozenset({
 STATE_UPDATE_OPS = frozenset({
     "Assign", "AssignAdd", "AssignSub",
     "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
+    # Optimizer steps, left behind when a graph is frozen with its train op.
+    "ApplyGradientDescent", "ResourceApplyGradientDescent", "ApplyMomentum", "ResourceApplyMomentum",
+    "ResourceApplyKerasMomentum", "ApplyAdam", "ResourceApplyAdam", "ApplyRMSProp", "ResourceApplyRMSProp",
+    "ApplyAdagrad", "ResourceApplyAdagrad", "ApplyAdagradV2", "ResourceApplyAdagradV2",
 })
+
+# Control flow v1 (Switch/Merge) and v2 (If with branch functions).
+SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
+MERGE_OPS = frozenset({"Merge", "RefMerge"})
+IF_OPS = frozenset({"If", "StatelessIf"})
+PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderWithDefault"})
 
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 

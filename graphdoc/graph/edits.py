@@ -95,4 +95,17 @@ class AddConst:
         return f"add constant {self.name} {tuple(self.value.shape)}"
 
 
-Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes | AddConst
+@dataclass(frozen=True)
+class MakeConst:
+    scope: str
+    node: str
+    value: bool | float
+
+    def apply(self, view: GraphView) -> None:
+        view.make_const(self.node, np.asarray(self.value, dtype=np.bool_ if isinstance(self.value, bool) else np.float32))
+
+    def describe(self) -> str:
+        return f"{self.node}: becomes the constant {self.value!r}"
+
+
+Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst

@@ -27,7 +27,13 @@ class Model:
 
     @cached_property
     def functions(self) -> list[GraphView]:
-        return [GraphView(f.node_def, function=f) for f in self.graph_def.library.function]
+        """Views of the library functions the main graph calls, directly or not.
+
+        Functions nothing calls never run; they are not scanned (and `fix` drops them).
+        """
+        reachable = called_functions(self.graph_def)
+        return [GraphView(f.node_def, function=f) for f in self.graph_def.library.function
+                if f.signature.name in reachable]
 
     @property
     def views(self) -> list[GraphView]:
@@ -41,3 +47,30 @@ class Model:
             if view.scope == scope:
                 return view
         raise KeyError(scope)
+
+
+def called_functions(graph_def: GraphDef) -> set[str]:
+    """Names of the library functions that the main graph calls, directly or through other functions."""
+    by_name = {f.signature.name: f for f in graph_def.library.function}
+    used: set[str] = set()
+    stack = callees(graph_def.node)
+    while stack:
+        name = stack.pop()
+        if name in used or name not in by_name:
+            continue
+        used.add(name)
+        stack.extend(callees(by_name[name].node_def))
+    return used
+
+
+def callees(nodes) -> list[str]:
+    """The function names a sequence of NodeDefs calls."""
+    called = []
+    for node in nodes:
+        for value in node.attr.values():
+            if value.HasField("func"):
+                called.append(value.func.name)
+            elif value.HasField("list"):
+                called.extend(f.name for f in value.list.func)
+        called.append(node.op)  # a node may call a library function by using its name as its op
+    return called

@@ -238,20 +238,40 @@ class GraphView:
                 if self._parse_data_ref(ref) == old:
                     self.function.ret[out_arg] = self.ref_text(new)
 
+    def add_node(self, node: NodeDef) -> None:
+        """Append a copy of `node`; its inputs must already exist (add producers first)."""
+        if node.name in self:
+            raise EditError(f"cannot add {node.name}: the name is taken")
+        added = self._container.add()
+        added.CopyFrom(node)
+        self.nodes[added.name] = added
+        self._index_inputs(added)
+
     def add_const(self, name: str, value: np.ndarray) -> Tensor:
         """Add a Const node holding `value`; refuses a name that is taken."""
         if name in self:
             raise EditError(f"cannot add {name}: the name is taken")
-        from tensorboard.util.tensor_util import make_tensor_proto
-
         node = self._container.add(name=name, op="Const")
-        tensor = make_tensor_proto(value)
-        node.attr["dtype"].type = tensor.dtype
-        node.attr["value"].tensor.CopyFrom(tensor)
+        _set_const_value(node, value)
         self.nodes[name] = node
         self._inputs[name] = ()
         self._controls[name] = ()
         return Tensor(name)
+
+    def make_const(self, name: str, value: np.ndarray) -> None:
+        """Turn `name` (a placeholder, say) into a Const holding `value`, keeping its name."""
+        node = self.nodes[name]
+        for slot, tensor in enumerate(self._inputs[name]):
+            self._uses[tensor].remove(Use(name, slot))
+            self._data_users[tensor.node].remove(name)
+        for control in self._controls[name]:
+            self._control_users[control].remove(name)
+        node.op = "Const"
+        node.attr.clear()
+        del node.input[:]
+        _set_const_value(node, value)
+        self._inputs[name] = ()
+        self._controls[name] = ()
 
     def unique_name(self, base: str, taken: set[str] = frozenset()) -> str:
         """`base`, or `base_1`, `base_2`, ... : the first name no node has."""
@@ -284,7 +304,9 @@ class GraphView:
         """Erase `names`; control dependencies on them are dropped.
 
         Refuses when a node outside `names` still reads one of them as data.
+        Names already gone are skipped: two fixes may remove the same update op.
         """
+        names = {name for name in names if name in self.nodes}
         for name in names:
             for user in self._data_users.get(name, ()):
                 if user not in names:
@@ -352,6 +374,14 @@ class GraphView:
 
 class EditError(Exception):
     """An edit that would leave the graph inconsistent."""
+
+
+def _set_const_value(node: NodeDef, value: np.ndarray) -> None:
+    from tensorboard.util.tensor_util import make_tensor_proto
+
+    tensor = make_tensor_proto(np.asarray(value))
+    node.attr["dtype"].type = tensor.dtype
+    node.attr["value"].tensor.CopyFrom(tensor)
 
 
 def _set_attr_value(attr, value: object) -> None:

@@ -6,17 +6,20 @@ has checked out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphdoc.errors import FixError
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import EditError
 from graphdoc.proto import GraphDef
+from graphdoc.rewrite.control_flow import fold_constant_control_flow, remove_unused_functions
 from graphdoc.rewrite.lint import lint
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rewrite.prune import prune
-from graphdoc.rules import Finding
+from graphdoc.rules import STRUCTURAL_RULES, Finding
 from graphdoc.scanning import scan
 
 
@@ -43,31 +46,59 @@ class FixReport:
         return [(op, self.ops_before[op], self.ops_after[op]) for op in ops if self.ops_before[op] != self.ops_after[op]]
 
 
-def fix(model: Model, *, outputs: list[str] | None = None, findings: list[Finding] | None = None) -> FixReport:
-    """Fix `model`'s findings on a copy of its GraphDef and check the result."""
-    findings = scan(model) if findings is None else findings
+def fix(
+    model: Model,
+    *,
+    outputs: list[str] | None = None,
+    findings: list[Finding] | None = None,
+    complete: Callable[[Model, list[Finding]], list[Finding]] | None = None,
+) -> FixReport:
+    """Fix `model`'s findings on a copy of its GraphDef and check the result.
+
+    Two rounds: first the fixes that decide which parts of the graph run at
+    all (training switches), then a fresh scan of what is left and its fixes.
+    `complete` may add fixes to the second round's findings (statistics from
+    a checkpoint or a calibration run).
+    """
     output_names = resolve_outputs(model.main, outputs)
+    findings = scan(model) if findings is None else findings
+    structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
+    working = copy_model(model)
+    pruned = 0
+    if structural:
+        apply_fixes(working, structural)
+        fold_constant_control_flow(working)
+        pruned += _prune(working, output_names)
+        working = dataclasses.replace(model, graph_def=working.graph_def)
+        findings = scan(working)
+    if complete is not None:
+        findings = complete(working, findings)
     _refuse_missing_statistics(findings)
-    fixed = copy_model(model)
-    applied = [finding for finding in findings if finding.fix is not None]
-    apply_fixes(fixed, applied)
-    pruned = prune(fixed.main, output_names)
-    for view in fixed.views:
-        view.compact()
-    problems = lint(fixed.main, output_names)
+    applied = [f for f in findings if f.fix is not None]
+    apply_fixes(working, applied)
+    pruned += _prune(working, output_names)
+    remove_unused_functions(working)
+    problems = lint(working.main, output_names)
     if problems:
         raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")
-    rescanned = Model(graph_def=fixed.graph_def, path=model.path, format=model.format)
+    fixed = dataclasses.replace(model, graph_def=working.graph_def)
     return FixReport(
-        fixed=rescanned,
+        fixed=fixed,
         outputs=output_names,
-        applied=applied,
-        not_fixable=[finding for finding in findings if finding.fix is None],
-        remaining=scan(rescanned),
+        applied=structural + applied,
+        not_fixable=[f for f in findings if f.fix is None],
+        remaining=scan(fixed),
         ops_before=op_counts(model.graph_def),
-        ops_after=op_counts(rescanned.graph_def),
+        ops_after=op_counts(fixed.graph_def),
         pruned=pruned,
     )
+
+
+def _prune(model: Model, outputs: list[str]) -> int:
+    pruned = prune(model.main, outputs)
+    for view in model.views:
+        view.compact()
+    return pruned
 
 
 def op_counts(graph_def: GraphDef) -> Counter:
@@ -80,7 +111,7 @@ def op_counts(graph_def: GraphDef) -> Counter:
 def copy_model(model: Model) -> Model:
     graph_def = GraphDef()
     graph_def.CopyFrom(model.graph_def)
-    return Model(graph_def=graph_def, path=model.path, format=model.format)
+    return dataclasses.replace(model, graph_def=graph_def)
 
 
 def apply_fixes(model: Model, findings: list[Finding]) -> None:

@@ -4,13 +4,25 @@ from graphdoc.rules.base import Finding, Fix, Rule, Severity
 from graphdoc.rules.gd101_training_fused_batchnorm import TrainingModeFusedBatchNorm
 from graphdoc.rules.gd102_batch_moments_batchnorm import BatchMomentsBatchNorm
 from graphdoc.rules.gd201_live_dropout import LiveDropout
+from graphdoc.rules.gd301_training_switch import TrainingSwitch
+from graphdoc.rules.gd302_dropout_rate_placeholder import DropoutRatePlaceholder
+from graphdoc.rules.gd303_state_update import StateUpdate
+from graphdoc.rules.gd304_check_numerics import CheckNumerics
 
 ALL_RULES: tuple[type[Rule], ...] = (
     TrainingModeFusedBatchNorm,
     BatchMomentsBatchNorm,
     LiveDropout,
+    TrainingSwitch,
+    DropoutRatePlaceholder,
+    StateUpdate,
+    CheckNumerics,
 )
+
+# Fixes that change which parts of the graph run at all: applied first, then
+# the graph is scanned again, since a training branch they remove needs no fix.
+STRUCTURAL_RULES = frozenset({TrainingSwitch.code})
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
 
-__all__ = ["ALL_RULES", "RULES_BY_CODE", "Finding", "Fix", "Rule", "Severity"]
+__all__ = ["ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "Rule", "Severity"]

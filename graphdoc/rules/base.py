@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from graphdoc.graph.edits import Edit
+from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView
 
 
@@ -44,6 +45,12 @@ class Finding:
     # BatchNorm findings: the layer's BatchNormSite, so that statistics from a
     # checkpoint or a calibration run can complete the fix later.
     site: object | None = None
+    severity: Severity | None = None  # when it differs from the rule's
+
+    def level(self) -> Severity:
+        from graphdoc.rules import RULES_BY_CODE
+
+        return self.severity or RULES_BY_CODE[self.code].severity
 
     @property
     def location(self) -> str:
@@ -65,7 +72,8 @@ class Rule:
     severity: ClassVar[Severity] = Severity.ERROR
     summary: ClassVar[str]
 
-    def check(self, view: GraphView) -> Iterator[Finding]:
+    def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
+        """Findings in one graph body; `model` gives access to the others (library functions)."""
         raise NotImplementedError
 
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.edits import RemoveNodes, SetAttr, SetInput
+from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
 from graphdoc.rules.statistics import (
@@ -53,7 +54,7 @@ class TrainingModeFusedBatchNorm(Rule):
     name = "training-fused-batchnorm"
     summary = "Fused BatchNorm normalizes with batch statistics (is_training=true)"
 
-    def check(self, view: GraphView) -> Iterator[Finding]:
+    def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for name in view.ops_of(ops.FUSED_BATCH_NORM_OPS):
             if view.attr(name, "is_training"):
                 yield self._finding(view, name)

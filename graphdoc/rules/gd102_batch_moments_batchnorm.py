@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.edits import RedirectUses, RemoveNodes
+from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
 from graphdoc.rules.statistics import BatchNormSite, MovingStatistics, find_update_ops, locate_moving_statistics, scope_of
@@ -59,7 +60,7 @@ class BatchMomentsBatchNorm(Rule):
     name = "batch-moments-batchnorm"
     summary = "Decomposed BatchNorm normalizes with batch moments (tf.nn.moments over the batch axis)"
 
-    def check(self, view: GraphView) -> Iterator[Finding]:
+    def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for name in view.ops_of({"Mean"}):
             moments = _match_moments(view, name)
             if moments is not None and _normalization_readers(view, moments):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.edits import MakeIdentity
+from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
 
@@ -63,13 +64,9 @@ class LiveDropout(Rule):
     name = "live-dropout"
     summary = "Dropout drops activations at inference (a random mask multiplies the activation)"
 
-    def check(self, view: GraphView) -> Iterator[Finding]:
-        seen: set[str] = set()
-        for random in view.ops_of(ops.RANDOM_OPS):
-            for dropout in _dropouts_from(view, random):
-                if dropout.apply not in seen:
-                    seen.add(dropout.apply)
-                    yield self._finding(view, dropout)
+    def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
+        for dropout in dropouts(view):
+            yield self._finding(view, dropout)
 
     def _finding(self, view: GraphView, dropout: _Dropout) -> Finding:
         message = f"dropout is live: {dropout.apply} applies a random mask from {view.op(dropout.random)}"
@@ -84,6 +81,15 @@ class LiveDropout(Rule):
             MakeIdentity(view.scope, dropout.apply, activation),
         ))
         return self.finding(view, dropout.apply, message, nodes=involved, fix=fix)
+
+
+def dropouts(view: GraphView) -> list[_Dropout]:
+    """Every live dropout in `view`, once each, by the node that applies its mask."""
+    found: dict[str, _Dropout] = {}
+    for random in view.ops_of(ops.RANDOM_OPS):
+        for dropout in _dropouts_from(view, random):
+            found.setdefault(dropout.apply, dropout)
+    return list(found.values())
 
 
 def _dropouts_from(view: GraphView, random: str) -> Iterator[_Dropout]:
