@@ -80,10 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_MODEL_HELP = "a frozen GraphDef (.pb or .pbtxt), or a TF1 checkpoint prefix with its .meta (needs --outputs)"
+_MODEL_HELP = (
+    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, or a TF1 checkpoint prefix with its .meta "
+    "(needs --outputs)"
+)
 
 
 def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signature", default="serving_default", help="the SavedModel signature to read (default serving_default)"
+    )
     parser.add_argument(
         "--outputs", type=lambda text: [name for name in text.split(",") if name],
         help="comma-separated output node names (default: inferred from the graph)",
@@ -91,7 +97,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _scan(args: argparse.Namespace, console: Console) -> int:
-    model = load(args.model, outputs=args.outputs)
+    model = load(args.model, outputs=args.outputs, signature=args.signature)
     outputs = resolve_outputs(model.main, args.outputs)
     findings = scan(model)
     render_scan(console, model, findings, outputs, inferred=not args.outputs)
@@ -101,7 +107,7 @@ def _scan(args: argparse.Namespace, console: Console) -> int:
 def _fix(args: argparse.Namespace, console: Console) -> int:
     if args.output.resolve() == args.model.resolve():
         raise GraphdocError("-o names the input file; write the fixed graph to a new path")
-    model = load(args.model, outputs=args.outputs)
+    model = load(args.model, outputs=args.outputs, signature=args.signature)
     report = fix(
         model, outputs=args.outputs, complete=lambda graph, findings: _with_outside_statistics(graph, findings, args)
     )

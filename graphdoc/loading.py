@@ -21,9 +21,12 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
 
 
-def load(path: str | Path, *, outputs: list[str] | None = None) -> Model:
-    """Load a frozen GraphDef (binary or text), or a TF1 checkpoint frozen for `outputs`."""
+def load(path: str | Path, *, outputs: list[str] | None = None, signature: str = "serving_default") -> Model:
+    """Load a model: a frozen GraphDef (binary or text), a SavedModel directory
+    (one signature, frozen), or a TF1 checkpoint with its .meta (frozen for `outputs`)."""
     path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _load_saved_model(path, signature)
     if _is_checkpoint(path):
         return _load_checkpoint(path, outputs)
     if not path.exists():
@@ -58,14 +61,24 @@ def _load_checkpoint(path: Path, outputs: list[str] | None) -> Model:
     return Model(graph_def=graph_def, path=prefix, format="TF1 checkpoint, frozen", checkpoint=prefix)
 
 
+def _load_saved_model(path: Path, signature: str) -> Model:
+    from graphdoc.tf.saved_model import freeze_signature
+
+    return Model(
+        graph_def=freeze_signature(path, signature),
+        path=path,
+        format=f"SavedModel, signature {signature!r} frozen",
+        checkpoint=path / "variables" / "variables",
+    )
+
+
 def _describe_directory(path: Path) -> str:
-    if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-        return (
-            f"{path} is a SavedModel directory; graphdoc reads frozen GraphDefs so far: "
-            "freeze the serving signature to a .pb (for example with "
-            "convert_variables_to_constants_v2) and pass that file."
-        )
-    return f"{path} is a directory with no saved_model.pb in it; pass a .pb or .pbtxt file."
+    if (path / "saved_model.pbtxt").exists():
+        return f"{path} is a SavedModel in text form (saved_model.pbtxt); graphdoc reads saved_model.pb."
+    return (
+        f"{path} is a directory with no saved_model.pb or checkpoint in it; "
+        "pass a .pb or .pbtxt file, a SavedModel directory or a checkpoint."
+    )
 
 
 def _reject_known_other_formats(path: Path, data: bytes) -> None:
@@ -83,8 +96,8 @@ def _reject_known_other_formats(path: Path, data: bytes) -> None:
         )
     if path.name in ("saved_model.pb", "saved_model.pbtxt"):
         raise LoadError(
-            f"{path} is a SavedModel's saved_model.pb, not a frozen GraphDef; freeze the serving "
-            "signature to a .pb first."
+            f"{path} is a SavedModel's graph file, not a frozen GraphDef; pass its directory "
+            f"instead: graphdoc scan {path.parent}"
         )
 
 

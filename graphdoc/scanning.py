@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from graphdoc.graph.model import Model
-from graphdoc.rules import ALL_RULES, Finding, Rule
+from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Finding, Fix, Rule
 
 
 def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Finding]:
     """Every finding of `rules` in the main graph and in each library function, sorted."""
     instances = [rule() for rule in rules]
     findings = [finding for view in model.views for rule in instances for finding in rule.check(view, model)]
-    return sorted(findings, key=Finding.sort_key)
+    return sorted(_credit_structural_fixes(findings), key=Finding.sort_key)
+
+
+def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:
+    """Findings in a training branch are fixed by removing the branch: say so."""
+    covering = {
+        location: finding
+        for finding in findings
+        if finding.code in STRUCTURAL_RULES and finding.fix is not None
+        for location in finding.nodes
+    }
+    credited = []
+    for finding in findings:
+        by = covering.get(finding.location)
+        if by is not None:
+            fix = Fix(f"removed with the training branch by the {by.code} fix of {by.node}", ())
+            finding = dataclasses.replace(finding, fix=fix, unfixable=None, site=None)
+        credited.append(finding)
+    return credited

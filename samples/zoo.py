@@ -374,3 +374,82 @@ def _without_orphans(graph_bytes: bytes) -> bytes:
     # only a NoOp waited for (the moving statistics among them) are gone.
     graph_def = tf.compat.v1.GraphDef.FromString(graph_bytes)
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [OUTPUT]).SerializeToString()
+
+
+# -- Training switches and SavedModels ------------------------------------------------------
+
+
+def with_training_switch(model_fn, *, control_flow_v2: bool):
+    """`model_fn` driven by an `is_training` placeholder_with_default(True) through tf.cond.
+
+    Returns a builder for tf1_pair: the training build gets the placeholder, the
+    inference build the Python value False. Control flow v1 (Switch/Merge) is
+    TensorFlow 1.x's tf.cond; v2 (If with branch functions) is TensorFlow 2.x's.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    def model(x, training):
+        if not training:
+            return model_fn(x, False)
+        previous = control_flow_util.ENABLE_CONTROL_FLOW_V2
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = control_flow_v2
+        try:
+            return model_fn(x, tf.compat.v1.placeholder_with_default(True, [], name="is_training"))
+        finally:
+            control_flow_util.ENABLE_CONTROL_FLOW_V2 = previous
+
+    return model
+
+
+def keras_saved_model(build, input_shape, directory, *, training: bool) -> tuple[str, bytes]:
+    """Export a Keras 3 model whose serving signature calls it with `training`.
+
+    Returns the SavedModel directory and, as the reference, the same model
+    frozen with training=False.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build()
+    rng = np.random.default_rng(1)
+    for variable in model.non_trainable_variables:
+        if variable.path.endswith("moving_mean"):
+            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype("float32"))
+        elif variable.path.endswith("moving_variance"):
+            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype("float32"))
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda x: model(x, training=training),
+        input_signature=[tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT)],
+    )
+    path = str(directory / "saved_model")
+    archive.write_out(path, verbose=False)
+    return path, _freeze_keras(model, input_shape, training=False)
+
+
+def keras2_saved_model(directory, input_shape=(8, 8, 3)) -> tuple[str, bytes]:
+    """A tf_keras (Keras 2) model with fused BatchNorm, saved with a training=True signature.
+
+    TensorFlow strips attributes equal to their default when it saves, so the
+    FusedBatchNormV3 nodes in the SavedModel have no is_training attribute.
+    Returns the directory and the inference reference frozen from the same model.
+    """
+    import tf_keras
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input(input_shape)
+    x = tf_keras.layers.Conv2D(8, 3, name="conv1")(inputs)
+    x = tf_keras.layers.BatchNormalization(fused=True, name="bn1")(x)
+    model = tf_keras.Model(inputs, tf_keras.layers.ReLU()(x))
+    model.layers[2].moving_mean.assign(np.linspace(-1, 1, 8).astype(np.float32))
+    model.layers[2].moving_variance.assign(np.linspace(0.5, 2, 8).astype(np.float32))
+    spec = tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT)
+    serve = tf.function(lambda x: {"output": model(x, training=True)}, input_signature=[spec])
+    path = str(directory / "keras2_saved_model")
+    tf.saved_model.save(model, path, signatures=serve.get_concrete_function())
+    reference = tf.function(lambda x: tf.identity(model(x, training=False), name=OUTPUT), input_signature=[spec])
+    frozen = convert_variables_to_constants_v2(reference.get_concrete_function()).graph.as_graph_def()
+    return path, _rename_input(frozen).SerializeToString()

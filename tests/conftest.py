@@ -31,6 +31,13 @@ MODELS = {
     "legacy_fused_batch_norm_v1": lambda: zoo.tf1_pair(zoo.legacy_fused_batch_norm("FusedBatchNorm"), (8, 8, 3)),
     "legacy_fused_batch_norm_v2": lambda: zoo.tf1_pair(zoo.legacy_fused_batch_norm("FusedBatchNormV2"), (8, 8, 3)),
     "keras2_fused": lambda: zoo.tf1_pair(zoo.keras2_fused_bn(), (8, 8, 3)),
+    # tf-slim BatchNorm and dropout under tf.cond on is_training = placeholder_with_default(True).
+    "slim_switch_control_flow_v1": lambda: zoo.tf1_pair(
+        zoo.with_training_switch(zoo.slim_conv_stack(fused=True), control_flow_v2=False), (16, 16, 3)
+    ),
+    "slim_switch_control_flow_v2": lambda: zoo.tf1_pair(
+        zoo.with_training_switch(zoo.slim_conv_stack(fused=True), control_flow_v2=True), (16, 16, 3)
+    ),
     "keras3_cnn": lambda: zoo.keras_pair(zoo.keras_cnn(), (16, 16, 3)),
     "keras3_mobilenet_v1": lambda: zoo.keras_pair(zoo.keras_mobilenet_v1(), (128, 128, 3)),
 }

@@ -23,6 +23,8 @@ FIXABLE_MODELS = [
     "keras2_fused",
     "keras3_cnn",
     "keras3_mobilenet_v1",
+    "slim_switch_control_flow_v1",
+    "slim_switch_control_flow_v2",
 ]
 
 

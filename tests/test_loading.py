@@ -108,5 +108,5 @@ def test_directories_and_missing_paths_are_explained(tmp_path):
     with pytest.raises(LoadError, match="no saved_model.pb"):
         load(tmp_path)
     (tmp_path / "saved_model.pb").write_bytes(b"\x08\x01")
-    with pytest.raises(LoadError, match="is a SavedModel directory"):
+    with pytest.raises(LoadError, match="could not load the SavedModel"):
         load(tmp_path)

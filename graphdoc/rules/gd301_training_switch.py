@@ -52,13 +52,16 @@ class TrainingSwitch(Rule):
         gates = _gates_by_placeholder(view)
         if not gates:
             return
-        sides = _training_sides(view, model, gates)
+        sides, covered = _training_sides(view, model, gates)
         for placeholder, gate_nodes in gates.items():
             if placeholder in sides:
-                yield self._finding(view, placeholder, gate_nodes, sides[placeholder])
+                yield self._finding(view, placeholder, gate_nodes, sides[placeholder], covered.get(placeholder, []))
 
-    def _finding(self, view: GraphView, placeholder: str, gates: list[str], sides: set[bool]) -> Finding:
-        nodes = tuple(sorted(gates))
+    def _finding(
+        self, view: GraphView, placeholder: str, gates: list[str], sides: set[bool], covered: list[str]
+    ) -> Finding:
+        # The report lists the gates, then the locations of the training behaviour they switch on.
+        nodes = (*sorted(gates), *sorted(covered))
         if len(sides) > 1:
             return self.finding(
                 view, placeholder, f"{placeholder} switches training behaviour on both of its values",
@@ -95,24 +98,31 @@ def _gates_by_placeholder(view: GraphView) -> dict[str, list[str]]:
     return gates
 
 
-def _training_sides(view: GraphView, model: Model, gates: dict[str, list[str]]) -> dict[str, set[bool]]:
-    """For each placeholder, the values under which its gates lead to training behaviour."""
+def _training_sides(
+    view: GraphView, model: Model, gates: dict[str, list[str]]
+) -> tuple[dict[str, set[bool]], dict[str, list[str]]]:
+    """For each placeholder: the values under which its gates lead to training
+    behaviour, and where that behaviour is (finding locations)."""
     gate_owner = {gate: placeholder for placeholder, names in gates.items() for gate in names}
     sides: dict[str, set[bool]] = {}
+    covered: dict[str, list[str]] = {}
     for node in training_nodes(view, model):
         found = _enclosing_switch(view, node, gate_owner)
         if found is not None:
             switch, port = found
             sides.setdefault(gate_owner[switch], set()).add(bool(port))
-    branch_has_training = training_functions(model)
+            covered.setdefault(gate_owner[switch], []).append(node)
+    branch_training = training_functions(model)
     for gate, placeholder in gate_owner.items():
         if view.op(gate) not in ops.IF_OPS:
             continue
         attrs = view.nodes[gate].attr
         for value, branch in ((True, "then_branch"), (False, "else_branch")):
-            if attrs[branch].func.name in branch_has_training:
+            function = attrs[branch].func.name
+            if function in branch_training:
                 sides.setdefault(placeholder, set()).add(value)
-    return sides
+                covered.setdefault(placeholder, []).extend(f"{function}::{n}" for n in branch_training[function])
+    return sides, covered
 
 
 def _enclosing_switch(view: GraphView, node: str, gates: dict[str, str]) -> tuple[str, int] | None:

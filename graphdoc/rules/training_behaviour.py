@@ -19,16 +19,16 @@ def training_nodes(view: GraphView, model: Model) -> list[str]:
     ]
 
 
-def training_functions(model: Model) -> set[str]:
-    """Library functions holding training behaviour, directly or through the functions they call."""
-    direct = {view.scope for view in model.functions if training_nodes(view, model)}
+def training_functions(model: Model) -> dict[str, list[str]]:
+    """Library functions holding training behaviour, directly or through the functions they
+    call, each with the flagged nodes it holds itself."""
+    found = {view.scope: nodes for view in model.functions if (nodes := training_nodes(view, model))}
     calls = {view.scope: set(callees(view.nodes.values())) for view in model.functions}
-    found = set(direct)
     changed = True
     while changed:
         changed = False
         for name, called in calls.items():
-            if name not in found and called & found:
-                found.add(name)
+            if name not in found and called & set(found):
+                found[name] = []
                 changed = True
     return found

@@ -1,0 +1,34 @@
+"""SavedModels: one signature, frozen into a flat GraphDef."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.python.framework import convert_to_constants
+
+from graphdoc.errors import LoadError, first_line
+from graphdoc.proto import GraphDef
+
+
+def freeze_signature(directory: Path, signature: str) -> GraphDef:
+    """The signature's function with its variables as constants and its calls inlined.
+
+    TensorFlow's public freezer (convert_variables_to_constants_v2) imports the
+    result to check it, and a graph traced in training mode fails that import:
+    its variable updates now write to constants. Those updates are exactly what
+    graphdoc reports and removes, so the conversion is used without the check.
+    """
+    try:
+        loaded = tf.saved_model.load(str(directory))
+    except Exception as error:  # a damaged SavedModel fails in many ways, all of them the file's
+        raise LoadError(f"{directory}: TensorFlow could not load the SavedModel ({first_line(error)})") from None
+    signatures = dict(loaded.signatures)
+    if signature not in signatures:
+        available = ", ".join(signatures) or "none"
+        raise LoadError(f"{directory} has no signature {signature!r} (it has: {available}); choose one with --signature")
+    data = convert_to_constants._FunctionConverterDataInEager(
+        func=signatures[signature], lower_control_flow=True, aggressive_inlining=True
+    )
+    graph_def, _ = convert_to_constants._replace_variables_by_constants(converter_data=data)
+    return GraphDef.FromString(graph_def.SerializeToString())
