@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import sys
 import traceback
 from pathlib import Path
@@ -16,13 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from graphdoc import __version__
-from graphdoc.errors import GraphdocError
+from graphdoc.errors import FixError, GraphdocError
 from graphdoc.loading import load
-from graphdoc.report.text import render_fix, render_scan
+from graphdoc.report.text import render_comparison, render_fix, render_probe, render_scan, render_verification
 from graphdoc.rewrite import fix
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rewrite.statistics import complete
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
+from graphdoc.verify.inputs import parse_shapes
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE
 from graphdoc.scanning import scan
 from graphdoc.writing import write_atomically, write_graph_def
@@ -69,13 +71,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     fix_parser.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
     _add_outputs(fix_parser)
+
+    fix_parser.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    _add_run_options(fix_parser)
     fix_parser.set_defaults(command=_fix)
+
+    probe_parser = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
+    probe_parser.add_argument("model", type=Path, help=_MODEL_HELP)
+    _add_outputs(probe_parser)
+    _add_run_options(probe_parser)
+    probe_parser.set_defaults(command=_probe)
+
+    compare_parser = commands.add_parser("compare", help="run two graphs on the same inputs and compare outputs")
+    compare_parser.add_argument("first", type=Path)
+    compare_parser.add_argument("second", type=Path)
+    compare_parser.add_argument("--tolerance", type=float, default=1e-5,
+                                help="largest relative output difference that counts as equal (default 1e-5)")
+    _add_outputs(compare_parser)
+    _add_run_options(compare_parser)
+    compare_parser.set_defaults(command=_compare)
 
     rule_parser = commands.add_parser("rule", help="explain a rule")
     rule_parser.add_argument("code", nargs="?", help="a rule code such as GD101")
     rule_parser.add_argument("--all", action="store_true", help="explain every rule")
     rule_parser.set_defaults(command=_rule)
-    for sub in (scan_parser, fix_parser, rule_parser):
+    for sub in (scan_parser, fix_parser, probe_parser, compare_parser, rule_parser):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -96,6 +116,14 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", type=Path, help="input data to run with (.npy for one input, .npz per input name)")
+    parser.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
+                        help="shape of an input whose dimensions the graph leaves open (-1 for the batch)")
+    parser.add_argument("--allow-unsafe-ops", action="store_true",
+                        help="run graphs that read or write files or call Python")
+
+
 def _scan(args: argparse.Namespace, console: Console) -> int:
     model = load(args.model, outputs=args.outputs, signature=args.signature)
     outputs = resolve_outputs(model.main, args.outputs)
@@ -111,12 +139,45 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     report = fix(
         model, outputs=args.outputs, complete=lambda graph, findings: _with_outside_statistics(graph, findings, args)
     )
+    verification = None
+    if report.changed and not args.no_verify and importlib.util.find_spec("tensorflow") is not None:
+        from graphdoc.verify.verification import verify
+
+        verification = verify(model, report, data=args.inputs, shapes=parse_shapes(args.input_shape),
+                              allow_unsafe=args.allow_unsafe_ops)
+    if verification is not None and not verification.passed:
+        render_verification(console, verification)
+        failure = verification.failures()[0]
+        raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
     if report.changed:
         write_graph_def(report.fixed.graph_def, args.output)
     else:
         write_atomically(args.model.read_bytes(), args.output)
     render_fix(console, model, report, str(args.output))
+    if verification is not None:
+        render_verification(console, verification)
     return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+
+
+def _probe(args: argparse.Namespace, console: Console) -> int:
+    from graphdoc.verify.probe import probe
+
+    model = load(args.model, outputs=args.outputs, signature=args.signature)
+    report = probe(model, scan(model), data=args.inputs, shapes=parse_shapes(args.input_shape),
+                   outputs=args.outputs, allow_unsafe=args.allow_unsafe_ops)
+    render_probe(console, model, report)
+    return EXIT_FINDINGS if report.roots else EXIT_CLEAN
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    from graphdoc.verify.compare import compare
+
+    first = load(args.first, outputs=args.outputs, signature=args.signature)
+    second = load(args.second, outputs=args.outputs, signature=args.signature)
+    comparison = compare(first, second, outputs=args.outputs, data=args.inputs,
+                         shapes=parse_shapes(args.input_shape), allow_unsafe=args.allow_unsafe_ops)
+    render_comparison(console, first, second, comparison, args.tolerance)
+    return EXIT_CLEAN if all(d.max_rel <= args.tolerance for d in comparison.outputs) else EXIT_FINDINGS
 
 
 def _with_outside_statistics(model, findings, args: argparse.Namespace):

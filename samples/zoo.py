@@ -453,3 +453,16 @@ def keras2_saved_model(directory, input_shape=(8, 8, 3)) -> tuple[str, bytes]:
     reference = tf.function(lambda x: tf.identity(model(x, training=False), name=OUTPUT), input_signature=[spec])
     frozen = convert_variables_to_constants_v2(reference.get_concrete_function()).graph.as_graph_def()
     return path, _rename_input(frozen).SerializeToString()
+
+
+def keras_dropout_only():
+    """Dense layers with Keras 3's seeded, stateless dropout between them; no BatchNorm."""
+    import keras
+
+    def build():
+        inputs = keras.Input((8,))
+        x = keras.layers.Dense(16, activation="relu")(inputs)
+        x = keras.layers.Dropout(0.5, seed=3)(x)
+        return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+    return build

@@ -99,7 +99,7 @@ def test_scan_and_fix_do_not_import_tensorflow(tmp_path):
     # TensorFlow costs seconds to import; reading and rewriting a GraphDef needs none of it.
     code = (
         "import sys; from graphdoc.cli import main; "
-        f"main(['scan', {str(MOBILENET)!r}]); main(['fix', {str(MOBILENET)!r}, '-o', {str(tmp_path / 'f.pb')!r}]); "
+        f"main(['scan', {str(MOBILENET)!r}]); main(['fix', {str(MOBILENET)!r}, '-o', {str(tmp_path / 'f.pb')!r}, '--no-verify']); "
         "print('tensorflow' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -349,6 +349,13 @@ class GraphView:
         self.nodes = {node.name: node for node in self._container}
         self.__dict__.pop("networkx", None)
 
+    def topological_order(self) -> list[str]:
+        """Producers before consumers; file order for a graph with a TF1 while loop (a cycle)."""
+        try:
+            return [name for name in nx.topological_sort(self.networkx) if name in self.nodes]
+        except nx.NetworkXUnfeasible:
+            return list(self.nodes)
+
     @cached_property
     def networkx(self) -> nx.MultiDiGraph:
         """The body as a networkx MultiDiGraph.

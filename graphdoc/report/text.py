@@ -93,3 +93,52 @@ def _fix_summary(report: FixReport, destination: str) -> Text:
     else:
         text.append("No findings remain.", style="bold green")
     return text
+
+
+def render_probe(console: Console, model: Model, report) -> None:
+    text = Text()
+    text.append(str(model.path), style="bold")
+    text.append(f"  probed {report.probed} tensors: one sample alone, in two batches of {report.batch}, twice")
+    console.print(text)
+    if report.roots:
+        table = _table("Where the sample's result starts to depend on its batch", ("#", "Node", "Op", "Divergence",
+                                                                                "Size", "Explained by"))
+        for index, root in enumerate(report.roots, 1):
+            size = max(root.batch_difference, root.run_difference)
+            finding = root.finding
+            explained = f"{finding.code} {RULES_BY_CODE[finding.code].name}" if finding else "no static finding"
+            table.add_row(str(index), root.node, root.op, root.kind, f"{size:.3g}", explained)
+        console.print(table)
+        console.print(Text(
+            f"{len(report.roots)} root(s) of divergence; {report.diverging} tensor(s) diverge in all.", style="bold red"
+        ))
+    else:
+        console.print(Text("Batch-independent and deterministic: no tensor depends on its companions or the run.",
+                           style="bold green"))
+
+
+def render_verification(console: Console, verification) -> None:
+    table = _table("Verification", ("Check", "Result", "Detail"))
+    for check in verification.checks:
+        result = {True: Text("passed", style="green"), False: Text("FAILED", style="bold red"),
+                  None: Text("not run", style="yellow")}[check.passed]
+        table.add_row(check.name, result, check.detail)
+    console.print(table)
+
+
+def render_comparison(console: Console, first: Model, second: Model, comparison, tolerance: float) -> None:
+    console.print(Text(f"{first.path}  vs  {second.path}  (same {comparison.batch} inputs)", style="bold"))
+    table = _table("Outputs", ("Output", "Shape", "Max abs diff", "Max rel diff"))
+    for difference in comparison.outputs:
+        name = difference.name if difference.name == difference.other_name else f"{difference.name} / {difference.other_name}"
+        style = "green" if difference.max_rel <= tolerance else "bold red"
+        table.add_row(name, str(difference.shape), f"{difference.max_abs:.3g}", Text(f"{difference.max_rel:.3g}", style=style))
+    console.print(table)
+    ops = sorted(set(comparison.ops_before) | set(comparison.ops_after))
+    changes = [(op, comparison.ops_before[op], comparison.ops_after[op]) for op in ops
+               if comparison.ops_before[op] != comparison.ops_after[op]]
+    if changes:
+        table = _table("Op counts", ("Op", "Change", "First", "Second"))
+        for op, before, after in changes:
+            table.add_row(op, f"{after - before:+d}", str(before), str(after))
+        console.print(table)

@@ -1,10 +1,28 @@
-"""Everything that needs TensorFlow itself: reading checkpoints, running graphs.
+"""Everything that needs TensorFlow itself: reading checkpoints and SavedModels, running graphs.
 
 Nothing outside this package imports TensorFlow, and this package is imported
 lazily, so scanning and fixing a GraphDef never pays TensorFlow's start-up cost.
 """
 
+import contextlib
 import os
 
-# TensorFlow's C++ start-up chatter would mix with graphdoc's report on stderr.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    # TensorFlow 2.21's C++ start-up notes (oneDNN, CUDA) ignore TF_CPP_MIN_LOG_LEVEL
+    # and would mix with graphdoc's messages on stderr. Python errors still propagate.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with _native_stderr_silenced():
+    import tensorflow  # noqa: F401

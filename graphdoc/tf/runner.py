@@ -24,6 +24,14 @@ class GraphRunner:
                 raise GraphdocError(f"TensorFlow could not import the graph: {first_line(error)}") from None
         self._session = tf.compat.v1.Session(graph=self._graph)
 
+    def floating_outputs(self) -> list[str]:
+        """The first output of every op whose first output is floating-point.
+
+        Only the first: Grappler fuses an inference BatchNorm into the
+        convolution before it, which leaves the BatchNorm's other outputs unfetchable.
+        """
+        return [op.outputs[0].name for op in self._graph.get_operations() if op.outputs and op.outputs[0].dtype.is_floating]
+
     def run(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})

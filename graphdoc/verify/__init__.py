@@ -1,0 +1,1 @@
+"""Proof by behaviour: running graphs to show batch dependence, randomness, and what a fix changed."""

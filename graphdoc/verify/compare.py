@@ -1,0 +1,68 @@
+"""`graphdoc compare`: two graphs, the same inputs, the difference per output."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphdoc.errors import GraphdocError
+from graphdoc.graph.model import Model
+from graphdoc.rewrite.fixer import op_counts
+from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.verify.inputs import graph_inputs, samples
+from graphdoc.verify.safety import refuse_unsafe
+
+
+@dataclass(frozen=True)
+class OutputDifference:
+    name: str
+    other_name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float  # relative to the first graph's largest magnitude
+
+
+@dataclass
+class Comparison:
+    outputs: list[OutputDifference]
+    ops_before: Counter
+    ops_after: Counter
+    batch: int
+
+
+def compare(first: Model, second: Model, *, outputs=None, data: Path | None = None, shapes=None,
+            batch: int = 4, allow_unsafe: bool = False) -> Comparison:
+    """Run both graphs on the same inputs and measure how far apart their outputs are."""
+    from graphdoc.tf.runner import GraphRunner
+
+    for model in (first, second):
+        refuse_unsafe(model, allow=allow_unsafe, purpose="comparing")
+    names = resolve_outputs(first.main, outputs)
+    other_names = [name if name in second.main.nodes else None for name in names]
+    if None in other_names:
+        inferred = resolve_outputs(second.main, None)
+        if len(inferred) != len(names):
+            raise GraphdocError(
+                f"the graphs' outputs do not correspond ({', '.join(names)} vs {', '.join(inferred)}); "
+                "name them with --outputs"
+            )
+        other_names = inferred
+    missing = set(graph_inputs(first)) ^ set(graph_inputs(second))
+    if missing:
+        raise GraphdocError(f"the graphs take different inputs: {', '.join(sorted(missing))} is in only one")
+    feed = samples(first, batch, data=data, shapes=shapes)
+    with GraphRunner(first.graph_def) as runner:
+        values = runner.run([f"{n}:0" for n in names], feed)
+    with GraphRunner(second.graph_def) as runner:
+        other_values = runner.run([f"{n}:0" for n in other_names], feed)
+    differences = []
+    for name, other, a, b in zip(names, other_names, values, other_values):
+        if np.shape(a) != np.shape(b):
+            raise GraphdocError(f"output {name} has shape {np.shape(a)} in one graph and {np.shape(b)} in the other")
+        gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0
+        scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
+        differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
+    return Comparison(differences, op_counts(first.graph_def), op_counts(second.graph_def), batch)

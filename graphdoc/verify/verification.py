@@ -1,0 +1,121 @@
+"""Checking a fix by running it, before anything is written.
+
+1. The fixed graph imports into TensorFlow and runs.
+2. Under the probe it is batch-independent and deterministic.
+3. Every node the fix left alone, and that nothing the fix changed feeds,
+   computes the same values as in the original on the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from graphdoc.errors import GraphdocError
+from graphdoc.graph.model import Model
+from graphdoc.rewrite import FixReport
+from graphdoc.rewrite.fixer import apply_fixes, copy_model
+from graphdoc.scanning import scan
+from graphdoc.verify.inputs import samples
+from graphdoc.verify.probe import BATCH, probe
+from graphdoc.verify.safety import refuse_unsafe
+
+UNCHANGED_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool | None  # None: could not be run, with the reason in detail
+    detail: str
+
+
+@dataclass
+class Verification:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed is not False for check in self.checks)
+
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if check.passed is False]
+
+
+def verify(original: Model, report: FixReport, *, data: Path | None = None, shapes=None,
+           allow_unsafe: bool = False) -> Verification:
+    """Run the three checks on `report.fixed`; never raises for a failed check, only for bad input."""
+    from graphdoc.tf.runner import GraphRunner
+
+    fixed = report.fixed
+    refuse_unsafe(original, allow=allow_unsafe, purpose="verifying the fix")
+    verification = Verification()
+    batch = samples(fixed, BATCH, data=data, shapes=shapes)
+    try:
+        with GraphRunner(fixed.graph_def) as runner:
+            runner.run([f"{name}:0" for name in report.outputs], batch)
+    except GraphdocError as error:
+        verification.checks.append(Check("imports and runs", False, str(error)))
+        return verification
+    verification.checks.append(Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {BATCH}"))
+    roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True).roots
+    detail = "no node depends on the batch or changes between runs" if not roots else (
+        f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
+    )
+    verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
+    verification.checks.append(_untouched_nodes_agree(original, fixed, batch))
+    return verification
+
+
+def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
+    from graphdoc.tf.runner import GraphRunner
+
+    name = "untouched nodes unchanged"
+    common = _untouched(original, fixed)
+    runnable = _runnable(original)
+    try:
+        with GraphRunner(runnable.graph_def) as before, GraphRunner(fixed.graph_def) as after:
+            fetches = sorted(set(before.floating_outputs()) & set(after.floating_outputs()) & {f"{n}:0" for n in common})
+            if not fetches:
+                return Check(name, None, "no node upstream of the fix has a floating-point output")
+            values_before = before.run(fetches, batch)
+            values_after = after.run(fetches, batch)
+    except GraphdocError as error:
+        return Check(name, None, f"the original graph does not run ({error})")
+    worst, where = 0.0, ""
+    for fetch, a, b in zip(fetches, values_before, values_after):
+        scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
+        difference = float(np.max(np.abs(a - b))) / scale if np.shape(a) == np.shape(b) and np.size(a) else 0.0
+        if np.shape(a) != np.shape(b):
+            difference = float("inf")
+        if difference > worst:
+            worst, where = difference, fetch
+    ok = worst <= UNCHANGED_TOLERANCE
+    detail = f"{len(fetches)} node(s) compared" + ("" if ok else f"; {where} differs by {worst:.3g}")
+    return Check(name, ok, detail)
+
+
+def _untouched(original: Model, fixed: Model) -> set[str]:
+    """Nodes of the fixed graph identical to the original's, with nothing changed upstream."""
+    before, after = original.main.nodes, fixed.main.nodes
+    changed = {name for name, node in after.items() if name not in before or before[name] != node}
+    tainted: set[str] = set()
+    view = fixed.main
+    for name in view.topological_order():
+        if name in changed or any(t.node in tainted for t in view.inputs(name)):
+            tainted.add(name)
+    return set(after) - tainted
+
+
+def _runnable(original: Model) -> Model:
+    """The original with its variable updates removed: frozen, they would stop it importing."""
+    findings = [f for f in scan(original) if f.code == "GD303" and f.fix is not None]
+    if not findings:
+        return original
+    copy = copy_model(original)
+    apply_fixes(copy, findings)
+    for view in copy.views:
+        view.compact()
+    return copy
