@@ -1,7 +1,7 @@
-"""The `graphdoc` command: a thin layer over loading, scanning, fixing and reporting.
+"""The `graphdoc` command: a thin layer over graphdoc.api and the reports.
 
-Exit codes: 0 nothing found, 1 findings remain, 2 bad input or usage.
-The report goes to stdout; errors go to stderr as one sentence.
+Exit codes: 0 nothing found, 1 findings remain (or outputs differ), 2 bad
+input or usage. Reports go to stdout (or -o); errors and progress to stderr.
 """
 
 from __future__ import annotations
@@ -9,32 +9,40 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import os
 import sys
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from graphdoc import __version__
+from graphdoc import __version__, api
 from graphdoc.errors import FixError, GraphdocError
-from graphdoc.loading import load
-from graphdoc.report.text import render_comparison, render_fix, render_probe, render_scan, render_verification
-from graphdoc.rewrite import fix
+from graphdoc.report.json_report import json_report
+from graphdoc.report.records import model_record
+from graphdoc.report.sarif import sarif_report
+from graphdoc.report.text import (
+    render_comparison, render_diff, render_fix, render_many, render_probe, render_scan, render_verification,
+)
+from graphdoc.rewrite.diff import node_changes
 from graphdoc.rewrite.outputs import resolve_outputs
-from graphdoc.rewrite.statistics import complete
+from graphdoc.rules import ALL_RULES, RULES_BY_CODE, select_rules
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.verify.inputs import parse_shapes
-from graphdoc.rules import ALL_RULES, RULES_BY_CODE
-from graphdoc.scanning import scan
 from graphdoc.writing import write_atomically, write_graph_def
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+_MODEL_HELP = (
+    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, or a TF1 checkpoint prefix with its .meta "
+    "(needs --outputs)"
+)
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     console = Console()
     try:
         return args.command(args, console)
@@ -45,126 +53,210 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+# -- arguments ------------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphdoc", description="Find and repair TensorFlow graphs exported in training mode.")
     parser.add_argument("--version", action="version", version=f"graphdoc {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    scan_parser = commands.add_parser("scan", help="report training-mode BatchNorm and live dropout")
-    scan_parser.add_argument("model", type=Path, help=_MODEL_HELP)
-    _add_outputs(scan_parser)
-    scan_parser.set_defaults(command=_scan)
+    scan = commands.add_parser("scan", help="report training-mode BatchNorm, live dropout, training switches")
+    scan.add_argument("models", nargs="+", type=Path, help=_MODEL_HELP + "; directories are searched for .pb/.pbtxt")
+    scan.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    scan.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
+    scan.add_argument("--select", type=_codes, help="only these rule codes or families, comma-separated (GD1,GD201)")
+    scan.add_argument("--ignore", type=_codes, help="skip these rule codes or families")
+    scan.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    scan.add_argument("-j", "--jobs", type=int, default=1, help="models scanned in parallel (0: one per core)")
+    _add_model_options(scan)
+    scan.set_defaults(command=_scan)
 
-    fix_parser = commands.add_parser("fix", help="write an inference-mode copy of the graph")
-    fix_parser.add_argument("model", type=Path, help=_MODEL_HELP)
-    fix_parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the fixed graph")
-    fix_parser.add_argument(
-        "--checkpoint", type=Path,
-        help="take missing moving statistics from this checkpoint (a prefix, a directory with a "
-        "`checkpoint` file, or a SavedModel's variables/variables)",
-    )
-    fix_parser.add_argument(
-        "--calibrate", type=Path, metavar="DATA",
-        help="recompute missing moving statistics by running the graph over DATA (.npy for one input, "
-        ".npz with an array per input, or a folder of images: " + IMAGE_PREPROCESSING + ")",
-    )
-    fix_parser.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
-    _add_outputs(fix_parser)
+    fix = commands.add_parser("fix", help="write an inference-mode copy of the graph")
+    fix.add_argument("model", type=Path, help=_MODEL_HELP)
+    fix.add_argument("-o", "--output", type=Path, help="where to write the fixed graph (required unless --dry-run)")
+    fix.add_argument("--checkpoint", type=Path, help="take missing moving statistics from this checkpoint (a prefix, "
+                     "a directory with a `checkpoint` file, or a SavedModel)")
+    fix.add_argument("--calibrate", type=Path, metavar="DATA", help="recompute missing moving statistics by running "
+                     "the graph over DATA (.npy, .npz, or a folder of images: " + IMAGE_PREPROCESSING + "); unsafe")
+    fix.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
+    fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (calibrated statistics)")
+    fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    fix.add_argument("--diff", action="store_true", help="show the change node by node")
+    fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    _add_model_options(fix)
+    _add_run_options(fix)
+    fix.set_defaults(command=_fix)
 
-    fix_parser.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
-    _add_run_options(fix_parser)
-    fix_parser.set_defaults(command=_fix)
+    probe = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
+    probe.add_argument("model", type=Path, help=_MODEL_HELP)
+    _add_model_options(probe)
+    _add_run_options(probe)
+    probe.set_defaults(command=_probe)
 
-    probe_parser = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
-    probe_parser.add_argument("model", type=Path, help=_MODEL_HELP)
-    _add_outputs(probe_parser)
-    _add_run_options(probe_parser)
-    probe_parser.set_defaults(command=_probe)
+    compare = commands.add_parser("compare", help="run two graphs on the same inputs and compare their outputs")
+    compare.add_argument("first", type=Path)
+    compare.add_argument("second", type=Path)
+    compare.add_argument("--tolerance", type=float, default=1e-5,
+                         help="largest relative output difference that counts as equal (default 1e-5)")
+    _add_model_options(compare)
+    _add_run_options(compare)
+    compare.set_defaults(command=_compare)
 
-    compare_parser = commands.add_parser("compare", help="run two graphs on the same inputs and compare outputs")
-    compare_parser.add_argument("first", type=Path)
-    compare_parser.add_argument("second", type=Path)
-    compare_parser.add_argument("--tolerance", type=float, default=1e-5,
-                                help="largest relative output difference that counts as equal (default 1e-5)")
-    _add_outputs(compare_parser)
-    _add_run_options(compare_parser)
-    compare_parser.set_defaults(command=_compare)
+    show = commands.add_parser("show", help="show the neighbourhood of a node, in the terminal or as DOT/SVG")
+    show.add_argument("model", type=Path, help=_MODEL_HELP)
+    show.add_argument("node", help="a node of the main graph")
+    show.add_argument("--depth", type=int, default=2, help="how many steps of inputs and consumers (default 2)")
+    show.add_argument("--dot", type=Path, help="also write the neighbourhood as Graphviz DOT")
+    show.add_argument("--svg", type=Path, help="also render it as SVG (needs Graphviz's dot program)")
+    _add_model_options(show)
+    show.set_defaults(command=_show)
 
-    rule_parser = commands.add_parser("rule", help="explain a rule")
-    rule_parser.add_argument("code", nargs="?", help="a rule code such as GD101")
-    rule_parser.add_argument("--all", action="store_true", help="explain every rule")
-    rule_parser.set_defaults(command=_rule)
-    for sub in (scan_parser, fix_parser, probe_parser, compare_parser, rule_parser):
+    rule = commands.add_parser("rule", help="explain a rule")
+    rule.add_argument("code", nargs="?", help="a rule code such as GD101")
+    rule.add_argument("--all", action="store_true", help="explain every rule")
+    rule.set_defaults(command=_rule)
+
+    for sub in (scan, fix, probe, compare, show, rule):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
-_MODEL_HELP = (
-    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, or a TF1 checkpoint prefix with its .meta "
-    "(needs --outputs)"
-)
+def _codes(text: str) -> list[str]:
+    return [code.strip() for code in text.split(",") if code.strip()]
 
 
-def _add_outputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--signature", default="serving_default", help="the SavedModel signature to read (default serving_default)"
-    )
-    parser.add_argument(
-        "--outputs", type=lambda text: [name for name in text.split(",") if name],
-        help="comma-separated output node names (default: inferred from the graph)",
-    )
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--outputs", type=_codes, help="output node names, comma-separated (default: inferred)")
+    parser.add_argument("--signature", default="serving_default", help="SavedModel signature (default serving_default)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs", type=Path, help="input data to run with (.npy for one input, .npz per input name)")
     parser.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
                         help="shape of an input whose dimensions the graph leaves open (-1 for the batch)")
-    parser.add_argument("--allow-unsafe-ops", action="store_true",
-                        help="run graphs that read or write files or call Python")
+    parser.add_argument("--allow-unsafe-ops", action="store_true", help="run graphs that touch files or call Python")
+
+
+def _load(path: Path, args: argparse.Namespace):
+    with _status(f"loading {path}"):
+        return api.load(path, outputs=args.outputs, signature=args.signature)
+
+
+# -- scan -----------------------------------------------------------------------------------
 
 
 def _scan(args: argparse.Namespace, console: Console) -> int:
-    model = load(args.model, outputs=args.outputs, signature=args.signature)
+    paths = _expand(args.models)
+    try:
+        select_rules(args.select, args.ignore)
+    except ValueError as error:
+        raise GraphdocError(str(error)) from None
+    if len(paths) == 1 and args.format == "text":
+        return _scan_one_to_text(paths[0], args, console)
+    results = _scan_many(paths, args)
+    records = [r for r in results if isinstance(r, dict)]
+    errors = [r for r in results if isinstance(r, str)]
+    for error in errors:
+        print(f"graphdoc: error: {error}", file=sys.stderr)
+    if args.format == "text":
+        with _report_console(args, console) as out:
+            render_many(out, records, errors)
+    else:
+        _emit((json_report if args.format == "json" else sarif_report)(records), args)
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(r["findings"] for r in records) and not args.exit_zero else EXIT_CLEAN
+
+
+def _scan_one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
+    model = _load(path, args)
     outputs = resolve_outputs(model.main, args.outputs)
-    findings = scan(model)
-    render_scan(console, model, findings, outputs, inferred=not args.outputs)
-    return EXIT_FINDINGS if findings else EXIT_CLEAN
+    findings = api.scan(model, select=args.select, ignore=args.ignore)
+    with _report_console(args, console) as out:
+        render_scan(out, model, findings, outputs, inferred=not args.outputs)
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _scan_many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
+    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+    work = [(path, args.select, args.ignore, args.outputs, args.signature) for path in paths]
+    if jobs == 1 or len(paths) == 1:
+        return [_scan_to_record(*item) for item in work]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(_scan_to_record, *zip(*work)))
+
+
+def _scan_to_record(path: Path, select, ignore, outputs, signature) -> dict | str:
+    """One model's report record, or its load error as a sentence (runs in a worker process)."""
+    try:
+        model = api.load(path, outputs=outputs, signature=signature)
+        findings = api.scan(model, select=select, ignore=ignore)
+        return model_record(model, findings, resolve_outputs(model.main, outputs))
+    except GraphdocError as error:
+        return str(error)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Models named on the command line; a directory that is not itself a model holds models."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir() or (path / "saved_model.pb").is_file() or (path / "checkpoint").is_file():
+            found.append(path)
+            continue
+        models = sorted(p for p in path.rglob("*") if p.suffix in (".pb", ".pbtxt") and p.name != "saved_model.pb")
+        models += sorted(p.parent for p in path.rglob("saved_model.pb"))
+        if not models:
+            raise GraphdocError(f"{path} holds no .pb or .pbtxt files and no SavedModel")
+        found.extend(models)
+    return found
+
+
+# -- fix ------------------------------------------------------------------------------------
 
 
 def _fix(args: argparse.Namespace, console: Console) -> int:
-    if args.output.resolve() == args.model.resolve():
+    if args.output is None and not args.dry_run:
+        raise GraphdocError("fix needs -o OUTPUT (or --dry-run to see what would change)")
+    if args.output is not None and args.output.resolve() == args.model.resolve():
         raise GraphdocError("-o names the input file; write the fixed graph to a new path")
-    model = load(args.model, outputs=args.outputs, signature=args.signature)
-    report = fix(
-        model, outputs=args.outputs, complete=lambda graph, findings: _with_outside_statistics(graph, findings, args)
-    )
+    model = _load(args.model, args)
+    with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
+        report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
+                         batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance)
     verification = None
-    if report.changed and not args.no_verify and importlib.util.find_spec("tensorflow") is not None:
+    if report.changed and not args.no_verify and not args.dry_run and importlib.util.find_spec("tensorflow"):
         from graphdoc.verify.verification import verify
 
-        verification = verify(model, report, data=args.inputs, shapes=parse_shapes(args.input_shape),
-                              allow_unsafe=args.allow_unsafe_ops)
-    if verification is not None and not verification.passed:
-        render_verification(console, verification)
-        failure = verification.failures()[0]
-        raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
-    if report.changed:
-        write_graph_def(report.fixed.graph_def, args.output)
-    else:
-        write_atomically(args.model.read_bytes(), args.output)
-    render_fix(console, model, report, str(args.output))
+        with _status("verifying the fixed graph"):
+            verification = verify(model, report, data=args.inputs, shapes=parse_shapes(args.input_shape),
+                                  allow_unsafe=args.allow_unsafe_ops)
+        if not verification.passed:
+            render_verification(console, verification)
+            failure = verification.failures()[0]
+            raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
+    if not args.dry_run:
+        if report.changed:
+            write_graph_def(report.fixed.graph_def, args.output)
+        else:
+            write_atomically(args.model.read_bytes(), args.output)
+    render_fix(console, model, report, None if args.dry_run else str(args.output))
+    if args.diff:
+        render_diff(console, node_changes(model, report.fixed))
     if verification is not None:
         render_verification(console, verification)
-    return EXIT_FINDINGS if report.remaining else EXIT_CLEAN
+    return EXIT_FINDINGS if report.remaining or report.held_back else EXIT_CLEAN
+
+
+# -- probe, compare, show, rule ---------------------------------------------------------------
 
 
 def _probe(args: argparse.Namespace, console: Console) -> int:
-    from graphdoc.verify.probe import probe
-
-    model = load(args.model, outputs=args.outputs, signature=args.signature)
-    report = probe(model, scan(model), data=args.inputs, shapes=parse_shapes(args.input_shape),
-                   outputs=args.outputs, allow_unsafe=args.allow_unsafe_ops)
+    model = _load(args.model, args)
+    with _status("probing: running the graph four times"):
+        report = api.probe(model, inputs=args.inputs, shapes=parse_shapes(args.input_shape), outputs=args.outputs,
+                           allow_unsafe=args.allow_unsafe_ops)
     render_probe(console, model, report)
     return EXIT_FINDINGS if report.roots else EXIT_CLEAN
 
@@ -172,45 +264,25 @@ def _probe(args: argparse.Namespace, console: Console) -> int:
 def _compare(args: argparse.Namespace, console: Console) -> int:
     from graphdoc.verify.compare import compare
 
-    first = load(args.first, outputs=args.outputs, signature=args.signature)
-    second = load(args.second, outputs=args.outputs, signature=args.signature)
-    comparison = compare(first, second, outputs=args.outputs, data=args.inputs,
-                         shapes=parse_shapes(args.input_shape), allow_unsafe=args.allow_unsafe_ops)
+    first, second = _load(args.first, args), _load(args.second, args)
+    with _status("running both graphs"):
+        comparison = compare(first, second, outputs=args.outputs, data=args.inputs,
+                             shapes=parse_shapes(args.input_shape), allow_unsafe=args.allow_unsafe_ops)
     render_comparison(console, first, second, comparison, args.tolerance)
     return EXIT_CLEAN if all(d.max_rel <= args.tolerance for d in comparison.outputs) else EXIT_FINDINGS
 
 
-def _with_outside_statistics(model, findings, args: argparse.Namespace):
-    """Complete BatchNorm fixes from the checkpoint, then from calibration, as given."""
-    checkpoint = args.checkpoint or model.checkpoint
-    if checkpoint is not None and _lacks_statistics(findings):
-        from graphdoc.sources.checkpoint import CheckpointStatistics
+def _show(args: argparse.Namespace, console: Console) -> int:
+    from graphdoc.report.neighbourhood import neighbourhood, render_neighbourhood, write_dot, write_svg
 
-        findings = complete(model, findings, CheckpointStatistics(checkpoint))
-    if args.calibrate is not None and _lacks_statistics(findings):
-        from graphdoc.sources.calibration import CalibratedStatistics
-
-        with _progress("calibrating") as advance:
-            source = CalibratedStatistics(
-                model, findings, args.calibrate, batch_size=args.batch_size, progress=advance
-            )
-        findings = complete(model, findings, source)
-    return findings
-
-
-def _lacks_statistics(findings) -> bool:
-    return any(finding.fix is None and finding.site is not None for finding in findings)
-
-
-@contextlib.contextmanager
-def _progress(description: str):
-    """A progress line on stderr (the report owns stdout); advance(n) counts samples."""
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} samples"),
-        console=Console(stderr=True), transient=True,
-    ) as progress:
-        task = progress.add_task(description, total=None)
-        yield lambda count: progress.advance(task, count)
+    model = _load(args.model, args)
+    graph = neighbourhood(model.main, args.node, depth=args.depth)
+    render_neighbourhood(console, model.main, graph, args.node, api.scan(model))
+    if args.dot:
+        write_dot(graph, args.dot)
+    if args.svg:
+        write_svg(graph, args.svg)
+    return EXIT_CLEAN
 
 
 def _rule(args: argparse.Namespace, console: Console) -> int:
@@ -225,3 +297,44 @@ def _rule(args: argparse.Namespace, console: Console) -> int:
         console.print(rule.explanation(), markup=False, highlight=False)
         console.print()
     return EXIT_CLEAN
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _report_console(args: argparse.Namespace, console: Console):
+    """The console the report goes to: stdout, or the -o file (written atomically, plain text)."""
+    if getattr(args, "output", None) is None:
+        yield console
+        return
+    capture = Console(record=True, width=120, no_color=True, file=open(os.devnull, "w"))
+    yield capture
+    write_atomically(capture.export_text().encode("utf-8"), args.output)
+
+
+def _emit(text: str, args: argparse.Namespace) -> None:
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(text.encode("utf-8"), args.output)
+
+
+def _status(message: str):
+    """A spinner on stderr while something slow runs (only on a terminal; the report owns stdout)."""
+    stderr = Console(stderr=True)
+    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _progress(description: str):
+    """A progress line on stderr; advance(n) counts samples."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} samples"),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=None, visible=False)
+
+        def advance(count: int) -> None:
+            progress.update(task, visible=True)
+            progress.advance(task, count)
+
+        yield advance

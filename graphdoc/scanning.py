@@ -12,7 +12,10 @@ def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Findin
     """Every finding of `rules` in the main graph and in each library function, sorted."""
     instances = [rule() for rule in rules]
     findings = [finding for view in model.views for rule in instances for finding in rule.check(view, model)]
-    return sorted(_credit_structural_fixes(findings), key=Finding.sort_key)
+    # Graph order (main graph first, then functions; producers before consumers
+    # as the file lists them), so the report reads from input to output.
+    position = {(view.scope, name): (i, j) for i, view in enumerate(model.views) for j, name in enumerate(view.nodes)}
+    return sorted(_credit_structural_fixes(findings), key=lambda f: (f.code, position.get((f.scope, f.node), (0, 0))))
 
 
 def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:

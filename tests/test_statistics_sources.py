@@ -164,14 +164,14 @@ def test_statistics_of_the_wrong_shape_are_refused(slim_trained):
 def test_calibration_comes_close_to_the_checkpoint(tmp_path, slim_trained):
     data = tmp_path / "calibration.npy"
     np.save(data, zoo.training_data((16, 16, 3), 256, seed=9))
-    assert _fix_and_compare(tmp_path, slim_trained.pair, "--calibrate", str(data)) <= CALIBRATION_TOLERANCE
+    assert _fix_and_compare(tmp_path, slim_trained.pair, "--calibrate", str(data), "--unsafe-fixes") <= CALIBRATION_TOLERANCE
 
 
 def test_calibration_that_ignored_the_data_would_be_far_off(tmp_path, slim_trained):
     # Guards the tolerance above: calibrating on data from another distribution misses by far more.
     data = tmp_path / "calibration.npy"
     np.save(data, np.random.default_rng(0).normal(size=(256, 16, 16, 3)).astype(np.float32))
-    assert _fix_and_compare(tmp_path, slim_trained.pair, "--calibrate", str(data)) > 5 * CALIBRATION_TOLERANCE
+    assert _fix_and_compare(tmp_path, slim_trained.pair, "--calibrate", str(data), "--unsafe-fixes") > 5 * CALIBRATION_TOLERANCE
 
 
 def test_too_little_calibration_data_is_refused(tmp_path, capsys, slim_trained):
@@ -203,7 +203,7 @@ def test_a_folder_of_images_calibrates_like_the_same_pixels_preprocessed(tmp_pat
     model = tmp_path / "model.pb"
     model.write_bytes(slim_trained.pair.training)
     for source, output in ((folder, "from_images.pb"), (tmp_path / "same.npy", "from_array.pb")):
-        assert main(["fix", str(model), "-o", str(tmp_path / output), "--calibrate", str(source)]) == 0
+        assert main(["fix", str(model), "-o", str(tmp_path / output), "--calibrate", str(source), "--unsafe-fixes"]) == 0
     data = zoo.training_data((16, 16, 3), 4)
     a, b = (tfrun.run((tmp_path / name).read_bytes(), {"input:0": data}, ["output:0"])[0]
             for name in ("from_images.pb", "from_array.pb"))
@@ -214,3 +214,13 @@ def test_a_saved_model_directory_supplies_its_variables(tmp_path, keras_trained)
     pair, _, saved_model_variables = keras_trained
     saved_model = __import__("pathlib").Path(saved_model_variables).parent.parent
     assert _fix_and_compare(tmp_path, pair, "--checkpoint", str(saved_model)) <= TOLERANCE
+
+
+def test_calibrated_statistics_are_held_back_without_unsafe_fixes(tmp_path, capsys, slim_trained):
+    data, model, output = tmp_path / "data.npy", tmp_path / "model.pb", tmp_path / "fixed.pb"
+    np.save(data, zoo.training_data((16, 16, 3), 64))
+    model.write_bytes(slim_trained.pair.training)
+    assert main(["fix", str(model), "-o", str(output), "--calibrate", str(data)]) == 2
+    error = capsys.readouterr().err
+    assert "unsafe fix" in error and "--unsafe-fixes" in error and "conv1/BatchNorm" in error
+    assert not output.exists()

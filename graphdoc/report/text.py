@@ -15,20 +15,21 @@ from graphdoc.rules import RULES_BY_CODE, Finding
 
 def render_scan(console: Console, model: Model, findings: list[Finding], outputs: list[str], *, inferred: bool) -> None:
     console.print(_header(model, outputs, inferred=inferred))
-    if findings:
-        console.print(_findings_table(findings))
+    _render_groups(console, findings)
     console.print(_scan_summary(findings))
 
 
-def render_fix(console: Console, model: Model, report: FixReport, destination: str) -> None:
+def render_fix(console: Console, model: Model, report: FixReport, destination: str | None) -> None:
     console.print(_header(model, report.outputs, inferred=False))
     if report.applied:
-        table = _table("Fixed", ("Code", "Node", "Change"))
-        for finding in report.applied:
-            table.add_row(finding.code, _node_text(finding), finding.fix.summary)
-        console.print(table)
+        console.print(Text("\nFixed", style="bold green"))
+        _render_groups(console, report.applied, show_unfixable=False)
+    if report.held_back:
+        console.print(Text("\nHeld back (unsafe fixes; apply them with --unsafe-fixes)", style="bold yellow"))
+        _render_groups(console, report.held_back)
     if report.not_fixable:
-        console.print(_findings_table(report.not_fixable, title="Not fixed"))
+        console.print(Text("\nNot fixed", style="bold red"))
+        _render_groups(console, report.not_fixable)
     changes = report.op_changes()
     if changes:
         table = _table("Op counts", ("Op", "Change", "Before", "After"))
@@ -36,6 +37,74 @@ def render_fix(console: Console, model: Model, report: FixReport, destination: s
             table.add_row(op, f"{after - before:+d}", str(before), str(after))
         console.print(table)
     console.print(_fix_summary(report, destination))
+
+
+def render_diff(console: Console, changes: list[tuple[str, str, str]]) -> None:
+    """Node-by-node changes: ('-', node, what), ('+', ...), ('~', ...)."""
+    styles = {"-": "red", "+": "green", "~": "yellow"}
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for mark, node, what in changes:
+        grid.add_row(Text(mark, style=styles[mark]), Text.assemble((node, "bold"), f"  {what}"))
+    console.print(Text("\nChanges, node by node", style="bold"))
+    console.print(grid)
+
+
+def render_many(console: Console, rows: list[dict], errors: list[str]) -> None:
+    """One line per model, for scans of many files."""
+    table = _table("Models", ("Model", "Nodes", "Findings", "Fixable", "Codes"))
+    for row in rows:
+        findings = row["findings"]
+        codes = ", ".join(f"{code}×{count}" for code, count in sorted(Counter(f["code"] for f in findings).items()))
+        table.add_row(row["path"], str(row["nodes"]), str(len(findings)),
+                      str(sum(f["fix"] is not None for f in findings)), codes or "-")
+    console.print(table)
+    total = sum(len(row["findings"]) for row in rows)
+    dirty = sum(bool(row["findings"]) for row in rows)
+    text = Text(f"{len(rows)} model(s) scanned: {dirty} with findings, {total} finding(s) in all.",
+                style="bold red" if total else "bold green")
+    if errors:
+        text.append(f" {len(errors)} could not be read.", style="bold red")
+    console.print(text)
+
+
+def _render_groups(console: Console, findings: list[Finding], *, show_unfixable: bool = True) -> None:
+    """Findings grouped by rule: a header per rule, then one entry per finding."""
+    by_code: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_code.setdefault(finding.code, []).append(finding)
+    for code, group in by_code.items():
+        rule = RULES_BY_CODE[code]
+        fixable = sum(f.fix is not None for f in group)
+        header = Text.assemble(
+            ("\n" + code, "bold red" if group[0].level().value == "error" else "bold yellow"),
+            (f" {rule.name}", "bold"),
+            f"  {len(group)} finding(s), {fixable} fixable",
+        )
+        console.print(header)
+        messages = {f.message for f in group}
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        if len(messages) == 1:
+            grid.add_row(" ", Text(group[0].message, style="dim"))
+        for finding in group:
+            grid.add_row(" \u2022", _entry(finding, show_message=len(messages) > 1, show_unfixable=show_unfixable))
+        console.print(grid)
+
+
+def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Text:
+    text = Text(finding.node, style="bold")
+    if finding.scope:
+        text.append(f"  (in function {finding.scope})", style="dim")
+    if show_message:
+        text.append(f"\n{finding.message}")
+    if finding.fix is not None:
+        text.append(f"\nfix: {finding.fix.summary}" + ("" if finding.fix.safe else " [unsafe]"), style="green")
+    elif show_unfixable:
+        text.append(f"\nno fix: {finding.unfixable}", style="yellow")
+    return text
 
 
 def _header(model: Model, outputs: list[str], *, inferred: bool) -> Text:
@@ -57,37 +126,22 @@ def _table(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
-def _findings_table(findings: list[Finding], title: str = "Findings") -> Table:
-    table = _table(title, ("Code", "Node", "Problem", "Fix"))
-    for finding in findings:
-        if finding.fix is not None:
-            fix = Text(finding.fix.summary, style="green")
-        else:
-            fix = Text(f"no fix: {finding.unfixable}", style="yellow")
-        table.add_row(Text(finding.code, style="bold red"), _node_text(finding), finding.message, fix)
-    return table
-
-
-def _node_text(finding: Finding) -> Text:
-    text = Text(finding.node)
-    if finding.scope:
-        text.append(f"\nin function {finding.scope}", style="dim")
-    return text
-
-
 def _scan_summary(findings: list[Finding]) -> Text:
     if not findings:
-        return Text("No training-mode behaviour found.", style="bold green")
+        return Text("\nNo training-mode behaviour found.", style="bold green")
     counts = Counter(finding.code for finding in findings)
     by_code = ", ".join(f"{count} {code} ({RULES_BY_CODE[code].name})" for code, count in sorted(counts.items()))
     fixable = sum(finding.fix is not None for finding in findings)
-    text = Text(f"Found {len(findings)} problem(s): {by_code}. ", style="bold red")
+    text = Text(f"\nFound {len(findings)} problem(s): {by_code}. ", style="bold red")
     text.append(f"{fixable} fixable with `graphdoc fix`.", style="bold")
     return text
 
 
-def _fix_summary(report: FixReport, destination: str) -> Text:
-    text = Text(f"Fixed {len(report.applied)} finding(s), pruned {report.pruned} node(s); wrote {destination}. ")
+def _fix_summary(report: FixReport, destination: str | None) -> Text:
+    wrote = f"wrote {destination}" if destination else "dry run, nothing written"
+    text = Text(f"\nFixed {len(report.applied)} finding(s), pruned {report.pruned} node(s); {wrote}. ")
+    if report.held_back:
+        text.append(f"{len(report.held_back)} unsafe fix(es) held back. ", style="bold yellow")
     if report.remaining:
         text.append(f"{len(report.remaining)} finding(s) remain.", style="bold red")
     else:

@@ -30,6 +30,7 @@ class FixReport:
     fixed: Model
     outputs: list[str]
     applied: list[Finding]
+    held_back: list[Finding]  # unsafe fixes not applied
     not_fixable: list[Finding]
     remaining: list[Finding]  # findings in the fixed graph
     ops_before: Counter
@@ -52,13 +53,15 @@ def fix(
     outputs: list[str] | None = None,
     findings: list[Finding] | None = None,
     complete: Callable[[Model, list[Finding]], list[Finding]] | None = None,
+    unsafe_fixes: bool = False,
 ) -> FixReport:
     """Fix `model`'s findings on a copy of its GraphDef and check the result.
 
     Two rounds: first the fixes that decide which parts of the graph run at
     all (training switches), then a fresh scan of what is left and its fixes.
     `complete` may add fixes to the second round's findings (statistics from
-    a checkpoint or a calibration run).
+    a checkpoint or a calibration run). Unsafe fixes are held back unless
+    `unsafe_fixes` is set.
     """
     output_names = resolve_outputs(model.main, outputs)
     findings = scan(model) if findings is None else findings
@@ -73,8 +76,9 @@ def fix(
         findings = scan(working)
     if complete is not None:
         findings = complete(working, findings)
-    _refuse_missing_statistics(findings)
-    applied = [f for f in findings if f.fix is not None]
+    held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes]
+    _refuse_missing_statistics(findings, held_back)
+    applied = [f for f in findings if f.fix is not None and f not in held_back]
     apply_fixes(working, applied)
     pruned += _prune(working, output_names)
     remove_unused_functions(working)
@@ -86,6 +90,7 @@ def fix(
         fixed=fixed,
         outputs=output_names,
         applied=structural + applied,
+        held_back=held_back,
         not_fixable=[f for f in findings if f.fix is None],
         remaining=scan(fixed),
         ops_before=op_counts(model.graph_def),
@@ -124,13 +129,19 @@ def apply_fixes(model: Model, findings: list[Finding]) -> None:
             raise FixError(f"fixing {finding.code} at {finding.location} failed, nothing was written: {error}") from None
 
 
-def _refuse_missing_statistics(findings: list[Finding]) -> None:
+def _refuse_missing_statistics(findings: list[Finding], held_back: list[Finding]) -> None:
     # A BatchNorm left in training mode would leave the bug in place: stop
     # rather than write a graph that looks repaired.
-    missing = [f for f in findings if f.fix is None and f.site is not None]
+    missing = [f for f in findings if (f.fix is None or f in held_back) and f.site is not None]
     if not missing:
         return
-    shown = "; ".join(f"{f.site.layer} ({f.unfixable})" for f in missing[:2])
+    if all(f in held_back for f in missing):
+        layers = ", ".join(f.site.layer for f in missing[:3]) + (" and more" if len(missing) > 3 else "")
+        raise FixError(
+            f"{len(missing)} BatchNorm layer(s) ({layers}) would get calibrated statistics, an unsafe fix: "
+            "pass --unsafe-fixes to apply it; nothing was written"
+        )
+    shown = "; ".join(f"{f.site.layer} ({f.unfixable})" for f in missing[:2] if f not in held_back)
     more = f"; and {len(missing) - 2} more" if len(missing) > 2 else ""
     raise FixError(
         f"{len(missing)} BatchNorm layer(s) lack moving statistics, nothing was written: {shown}{more}. "

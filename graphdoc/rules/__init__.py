@@ -25,4 +25,23 @@ STRUCTURAL_RULES = frozenset({TrainingSwitch.code})
 
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
 
-__all__ = ["ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "Rule", "Severity"]
+
+
+def select_rules(select: list[str] | None = None, ignore: list[str] | None = None) -> tuple[type[Rule], ...]:
+    """The rules whose code starts with a prefix in `select` (all if none) and with none in `ignore`.
+
+    Prefixes name a code (GD101) or a family (GD1, GD10), as ruff's --select does.
+    """
+    for prefix in [*(select or []), *(ignore or [])]:
+        if not any(rule.code.startswith(prefix.upper()) for rule in ALL_RULES):
+            known = ", ".join(rule.code for rule in ALL_RULES)
+            raise ValueError(f"{prefix!r} selects no rule (known codes: {known})")
+    chosen = [
+        rule for rule in ALL_RULES
+        if (not select or any(rule.code.startswith(p.upper()) for p in select))
+        and not any(rule.code.startswith(p.upper()) for p in ignore or [])
+    ]
+    return tuple(chosen)
+
+
+__all__ = ["select_rules", "ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "Rule", "Severity"]

@@ -56,9 +56,6 @@ class Finding:
     def location(self) -> str:
         return f"{self.scope}::{self.node}" if self.scope else self.node
 
-    def sort_key(self) -> tuple[str, str, str]:
-        return (self.scope, self.code, self.node)
-
 
 class Rule:
     """Base class: subclasses set the class attributes and implement `check`.

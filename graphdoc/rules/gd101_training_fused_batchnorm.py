@@ -108,7 +108,7 @@ class FusedBatchNormSite(BatchNormSite):
         ]
         if self.update_nodes:
             edits.append(RemoveNodes(self.scope, self.update_nodes))
-        summary = f"inference mode, moving statistics from {stats.evidence}"
+        summary = f"inference mode with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
         return Fix(summary, tuple(edits), safe=safe)

@@ -105,7 +105,7 @@ class DecomposedBatchNormSite(BatchNormSite):
             RedirectUses(self.scope, self.mean_out, stats.mean),
             RedirectUses(self.scope, self.variance_out, stats.variance),
         ]
-        summary = f"normalize with the moving statistics from {stats.evidence}"
+        summary = f"normalize with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
         return Fix(summary, tuple(edits), safe=safe)

@@ -69,7 +69,7 @@ class LiveDropout(Rule):
             yield self._finding(view, dropout)
 
     def _finding(self, view: GraphView, dropout: _Dropout) -> Finding:
-        message = f"dropout is live: {dropout.apply} applies a random mask from {view.op(dropout.random)}"
+        message = f"live dropout: a random mask from {view.op(dropout.random)} is applied here"
         involved = tuple(sorted(dropout.mask_nodes))
         activation = _unscaled_activation(view, dropout.scaled)
         if activation is None:
@@ -77,7 +77,7 @@ class LiveDropout(Rule):
                 view, dropout.apply, message, nodes=involved,
                 unfixable="no inverted-dropout scale (x * 1/keep or x / keep) found before the mask",
             )
-        fix = Fix(f"bypass: {dropout.apply} passes {activation} through", (
+        fix = Fix(f"pass {activation} through unmasked", (
             MakeIdentity(view.scope, dropout.apply, activation),
         ))
         return self.finding(view, dropout.apply, message, nodes=involved, fix=fix)

@@ -129,7 +129,7 @@ def _from_update_targets(view: GraphView, mean: UpdateOps, variance: UpdateOps) 
 # (names of the mean, names of the variance, evidence) per library convention.
 _NAMING_CONVENTIONS = (
     (("moving_mean", "moving_mean/read"), ("moving_variance", "moving_variance/read"), "names {scope}/moving_*"),
-    (("Cast/ReadVariableOp",), ("Cast_1/ReadVariableOp",), "the Keras 3 layer's variable reads under {scope}/"),
+    (("Cast/ReadVariableOp",), ("Cast_1/ReadVariableOp",), "Keras 3 variable reads {scope}/Cast*"),
 )
 
 

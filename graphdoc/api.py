@@ -1,0 +1,84 @@
+"""graphdoc as a library: load, scan, fix, probe. The command line is a thin layer over these.
+
+    import graphdoc
+    model = graphdoc.load("model.pb")
+    for finding in graphdoc.scan(model):
+        print(finding.code, finding.node, finding.message)
+    report = graphdoc.fix(model, checkpoint="train/model.ckpt")
+    graphdoc.save(report.fixed, "fixed.pb")
+
+Everything returns plain objects: findings are frozen dataclasses
+(graphdoc.rules.Finding), fix results a FixReport, probe results a ProbeReport.
+Only probe, verification, checkpoints and SavedModels import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphdoc.errors import GraphdocError
+from graphdoc.graph.model import Model
+from graphdoc.loading import load
+from graphdoc.rewrite import FixReport
+from graphdoc.rewrite import fix as _fix
+from graphdoc.rewrite.statistics import complete
+from graphdoc.rules import Finding, select_rules
+from graphdoc.scanning import scan as _scan
+from graphdoc.writing import write_graph_def
+
+__all__ = ["load", "scan", "fix", "probe", "save"]
+
+
+def scan(model: Model, *, select: list[str] | None = None, ignore: list[str] | None = None) -> list[Finding]:
+    """Every finding in `model`, sorted; `select`/`ignore` take rule codes or families (GD1)."""
+    try:
+        rules = select_rules(select, ignore)
+    except ValueError as error:
+        raise GraphdocError(str(error)) from None
+    return _scan(model, rules)
+
+
+def fix(
+    model: Model,
+    *,
+    outputs: list[str] | None = None,
+    checkpoint: str | Path | None = None,
+    calibrate: str | Path | None = None,
+    batch_size: int = 32,
+    unsafe_fixes: bool = False,
+    progress=None,
+) -> FixReport:
+    """Fix `model` in memory: statistics the graph lacks come from `checkpoint`, then from
+    calibrating on `calibrate`'s inputs. Raises GraphdocError when a fix cannot be completed."""
+
+    def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
+        source = checkpoint or graph.checkpoint
+        if source is not None and _lacks_statistics(findings):
+            from graphdoc.sources.checkpoint import CheckpointStatistics
+
+            findings = complete(graph, findings, CheckpointStatistics(Path(source)))
+        if calibrate is not None and _lacks_statistics(findings):
+            from graphdoc.sources.calibration import CalibratedStatistics
+
+            calibrated = CalibratedStatistics(graph, findings, Path(calibrate), batch_size=batch_size, progress=progress)
+            findings = complete(graph, findings, calibrated)
+        return findings
+
+    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes)
+
+
+def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False):
+    """Run `model` and return the roots of batch dependence and randomness (a ProbeReport)."""
+    from graphdoc.verify.probe import probe as _probe
+
+    return _probe(model, _scan(model), data=Path(inputs) if inputs else None, shapes=shapes, outputs=outputs,
+                  allow_unsafe=allow_unsafe)
+
+
+def save(model: Model, path: str | Path) -> None:
+    """Write `model`'s GraphDef atomically (text for .pbtxt, binary otherwise)."""
+    write_graph_def(model.graph_def, Path(path))
+
+
+def _lacks_statistics(findings: list[Finding]) -> bool:
+    return any(finding.fix is None and finding.site is not None for finding in findings)
