@@ -43,11 +43,13 @@ class TrainingModeFusedBatchNorm(Rule):
     update ops write to them; Keras 2 already feeds them in) or by the
     `<scope>/moving_mean` naming convention. The update ops, which cannot run
     in a frozen graph, are removed. When the statistics are not in the graph
-    (freezing usually prunes them) no fix is offered and the finding says so.
+    (freezing usually prunes them), `fix --checkpoint` or `fix --calibrate`
+    supplies them; without either, fix stops and names the layer.
 
     Fix safety:
     Safe: the result is the op TensorFlow builds with training=False, fed the
-    statistics stored with the model.
+    statistics stored with the model or its checkpoint. Unsafe with
+    calibrated statistics, which only estimate the learned ones.
     """
 
     code = "GD101"

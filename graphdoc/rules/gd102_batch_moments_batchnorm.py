@@ -49,11 +49,13 @@ class BatchMomentsBatchNorm(Rule):
     of the batch moments, found by data flow (the moving-average update ops
     write to them) or by the `<scope>/moving_mean` naming convention; the
     moments and the update ops are then unused and pruned. When the
-    statistics are not in the graph no fix is offered and the finding says so.
+    statistics are not in the graph, `fix --checkpoint` or `fix --calibrate`
+    supplies them; without either, fix stops and names the layer.
 
     Fix safety:
     Safe: `tf.nn.batch_normalization` fed the moving statistics is exactly the
-    inference-mode layer.
+    inference-mode layer. Unsafe with calibrated statistics, which only
+    estimate the learned ones.
     """
 
     code = "GD102"
