@@ -14,8 +14,12 @@ def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Findin
     findings = [finding for view in model.views for rule in instances for finding in rule.check(view, model)]
     # Graph order (main graph first, then functions; producers before consumers
     # as the file lists them), so the report reads from input to output.
-    position = {(view.scope, name): (i, j) for i, view in enumerate(model.views) for j, name in enumerate(view.nodes)}
-    return sorted(_credit_structural_fixes(findings), key=lambda f: (f.code, position.get((f.scope, f.node), (0, 0))))
+    order = {view.scope: index for index, view in enumerate(model.views)}
+
+    def position(finding: Finding) -> tuple:
+        return (finding.code, order.get(finding.scope, 0), model.view(finding.scope).position(finding.node))
+
+    return sorted(_credit_structural_fixes(findings), key=position)
 
 
 def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:

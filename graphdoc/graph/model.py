@@ -53,6 +53,8 @@ def called_functions(graph_def: GraphDef) -> set[str]:
     """Names of the library functions that the main graph calls, directly or through other functions."""
     by_name = {f.signature.name: f for f in graph_def.library.function}
     used: set[str] = set()
+    if not by_name:
+        return used
     stack = callees(graph_def.node)
     while stack:
         name = stack.pop()

@@ -8,21 +8,24 @@ networkx graph over the same index is built on request.
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
 
-import networkx as nx
 import numpy as np
 
 from graphdoc import ops
 from graphdoc.proto import FunctionDef, NodeDef
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 FUNCTION_ARG_OP = "_Arg"
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
+# NamedTuples rather than dataclasses: a million-node graph creates millions of them.
+class Tensor(NamedTuple):
     """One output of a node: `node:port`."""
 
     node: str
@@ -32,12 +35,16 @@ class Tensor:
         return self.node if self.port == 0 else f"{self.node}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class Use:
+class Use(NamedTuple):
     """A data input slot that reads a tensor."""
 
     consumer: str
     slot: int
+
+
+# tuple.__new__ skips the Python-level constructor NamedTuple generates: the
+# index creates one Tensor and one Use per input of every node.
+_new = tuple.__new__
 
 
 class GraphView:
@@ -60,12 +67,13 @@ class GraphView:
             if node.name in self.nodes:
                 self.duplicates.append(node.name)
             self.nodes[node.name] = node
+        self._positions = {name: index for index, name in enumerate(self.nodes)}
         self._inputs: dict[str, tuple[Tensor, ...]] = {}
         self._controls: dict[str, tuple[str, ...]] = {}
         self._uses: dict[Tensor, list[Use]] = {}
         self._data_users: dict[str, list[str]] = {}
         self._control_users: dict[str, list[str]] = {}
-        self._ref_text: dict[Tensor, str] = {}
+        self._ref_text: dict[Tensor, str] = {}  # function bodies only: how each tensor is written
         for node in self.nodes.values():
             self._index_inputs(node)
         self.returns: list[Tensor] = []
@@ -78,22 +86,35 @@ class GraphView:
     # -- building -----------------------------------------------------------
 
     def _index_inputs(self, node: NodeDef) -> None:
+        # The hot loop of loading: a million-node graph runs it for every input.
+        name = node.name
         data: list[Tensor] = []
         controls: list[str] = []
+        uses, data_users = self._uses, self._data_users
         for ref in node.input:
-            if ref.startswith("^"):
+            if ref[0] == "^":
                 controls.append(ref[1:])
-                self._control_users.setdefault(ref[1:], []).append(node.name)
+                self._control_users.setdefault(ref[1:], []).append(name)
                 continue
             tensor = self._parse_data_ref(ref)
-            self._uses.setdefault(tensor, []).append(Use(node.name, len(data)))
-            self._data_users.setdefault(tensor.node, []).append(node.name)
+            use = _new(Use, (name, len(data)))
+            if tensor in uses:
+                uses[tensor].append(use)
+            else:
+                uses[tensor] = [use]
+            if tensor.node in data_users:
+                data_users[tensor.node].append(name)
+            else:
+                data_users[tensor.node] = [name]
             data.append(tensor)
-        self._inputs[node.name] = tuple(data)
-        self._controls[node.name] = tuple(controls)
+        self._inputs[name] = tuple(data)
+        if controls:
+            self._controls[name] = tuple(controls)
 
     def _parse_data_ref(self, ref: str) -> Tensor:
-        tensor = self._parse_function_ref(ref) if self.function is not None else _parse_graph_ref(ref)
+        if self.function is None:
+            return _parse_graph_ref(ref)
+        tensor = self._parse_function_ref(ref)
         self._ref_text.setdefault(tensor, ref)
         return tensor
 
@@ -124,9 +145,24 @@ class GraphView:
             return node.op
         return FUNCTION_ARG_OP if name in self.args else ""
 
-    def ops_of(self, op_types: frozenset[str] | set[str]) -> Iterator[str]:
+    def ops_of(self, op_types: frozenset[str] | set[str]) -> list[str]:
         """Names of the nodes whose op is one of `op_types`, in file order."""
-        return (name for name, node in self.nodes.items() if node.op in op_types)
+        by_op = self._names_by_op
+        found = [name for op in op_types for name in by_op.get(op, ()) if name in self.nodes]
+        return found if len(op_types) == 1 else sorted(found, key=self.position)
+
+    def position(self, name: str) -> int:
+        """Where `name` stood in the file; nodes added later come after all others."""
+        return self._positions.get(name, len(self._positions))
+
+    @cached_property
+    def _names_by_op(self) -> dict[str, list[str]]:
+        # Built once: every rule asks for the nodes of a few op types, and
+        # reading node.op from the protobuf for every node, per rule, adds up.
+        by_op: dict[str, list[str]] = {}
+        for name, node in self.nodes.items():
+            by_op.setdefault(node.op, []).append(name)
+        return by_op
 
     def inputs(self, name: str) -> tuple[Tensor, ...]:
         """The data inputs of a node, in slot order."""
@@ -219,12 +255,9 @@ class GraphView:
         if tensor.node not in self:
             raise EditError(f"cannot rewire {name}: {tensor} does not exist")
         node = self.nodes[name]
-        old = self._inputs[name][slot]
         node.input[slot] = self.ref_text(tensor)  # data inputs precede control inputs
-        self._uses[old].remove(Use(name, slot))
-        self._data_users[old.node].remove(name)
-        self._uses.setdefault(tensor, []).append(Use(name, slot))
-        self._data_users.setdefault(tensor.node, []).append(name)
+        self._forget_use(self._inputs[name][slot], Use(name, slot))
+        self._record_use(tensor, Use(name, slot))
         inputs = list(self._inputs[name])
         inputs[slot] = tensor
         self._inputs[name] = tuple(inputs)
@@ -246,6 +279,7 @@ class GraphView:
         added.CopyFrom(node)
         self.nodes[added.name] = added
         self._index_inputs(added)
+        self._ops_changed()
 
     def add_const(self, name: str, value: np.ndarray) -> Tensor:
         """Add a Const node holding `value`; refuses a name that is taken."""
@@ -255,23 +289,33 @@ class GraphView:
         _set_const_value(node, value)
         self.nodes[name] = node
         self._inputs[name] = ()
-        self._controls[name] = ()
+        self._ops_changed()
         return Tensor(name)
 
     def make_const(self, name: str, value: np.ndarray) -> None:
         """Turn `name` (a placeholder, say) into a Const holding `value`, keeping its name."""
+        self._detach_inputs(name)
         node = self.nodes[name]
-        for slot, tensor in enumerate(self._inputs[name]):
-            self._uses[tensor].remove(Use(name, slot))
-            self._data_users[tensor.node].remove(name)
-        for control in self._controls[name]:
-            self._control_users[control].remove(name)
         node.op = "Const"
         node.attr.clear()
         del node.input[:]
         _set_const_value(node, value)
-        self._inputs[name] = ()
-        self._controls[name] = ()
+        self._ops_changed()
+
+    def make_identity(self, name: str, tensor: Tensor) -> None:
+        """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
+        node = self.nodes[name]
+        dtype = node.attr["T"].type if "T" in node.attr else None
+        controls = self.control_inputs(name)
+        self._detach_inputs(name)
+        node.op = "Identity"
+        node.attr.clear()
+        if dtype is not None:
+            node.attr["T"].type = dtype
+        del node.input[:]
+        node.input.extend([self.ref_text(tensor), *(f"^{control}" for control in controls)])
+        self._index_inputs(node)
+        self._ops_changed()
 
     def unique_name(self, base: str, taken: set[str] = frozenset()) -> str:
         """`base`, or `base_1`, `base_2`, ... : the first name no node has."""
@@ -281,53 +325,40 @@ class GraphView:
             name = f"{base}_{index}"
         return name
 
-    def make_identity(self, name: str, tensor: Tensor) -> None:
-        """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
-        node = self.nodes[name]
-        dtype = node.attr["T"].type if "T" in node.attr else None
-        for slot in reversed(range(len(self._inputs[name]))):
-            old = self._inputs[name][slot]
-            self._uses[old].remove(Use(name, slot))
-            self._data_users[old.node].remove(name)
-        controls = [ref for ref in node.input if ref.startswith("^")]
-        node.op = "Identity"
-        node.attr.clear()
-        if dtype is not None:
-            node.attr["T"].type = dtype
-        del node.input[:]
-        node.input.extend([self.ref_text(tensor), *controls])
-        self._inputs[name] = (tensor,)
-        self._uses.setdefault(tensor, []).append(Use(name, 0))
-        self._data_users.setdefault(tensor.node, []).append(name)
-
     def remove_nodes(self, names: set[str] | frozenset[str]) -> None:
         """Erase `names`; control dependencies on them are dropped.
 
         Refuses when a node outside `names` still reads one of them as data.
         Names already gone are skipped: two fixes may remove the same update op.
+        Every consumer list is filtered once, so a prune of most of a large
+        graph stays linear.
         """
         names = {name for name in names if name in self.nodes}
         for name in names:
             for user in self._data_users.get(name, ()):
                 if user not in names:
                     raise EditError(f"cannot remove {name}: {user} still reads it")
+        waiting = {user for name in names for user in self._control_users.get(name, ()) if user not in names}
+        for user in waiting:
+            node = self.nodes[user]
+            kept = [ref for ref in node.input if not (ref[0] == "^" and ref[1:] in names)]
+            del node.input[:]
+            node.input.extend(kept)
+            remaining = tuple(c for c in self._controls[user] if c not in names)
+            self._set_controls(user, remaining)
+        read = {tensor for name in names for tensor in self._inputs.get(name, ())}
+        for tensor in read:
+            self._uses[tensor] = [use for use in self._uses[tensor] if use.consumer not in names]
+        for producer in {tensor.node for tensor in read}:
+            self._data_users[producer] = [user for user in self._data_users[producer] if user not in names]
+        awaited = {control for name in names for control in self._controls.get(name, ())}
+        for control in awaited:
+            self._control_users[control] = [user for user in self._control_users[control] if user not in names]
         for name in names:
-            for user in self._control_users.pop(name, ()):
-                if user in names or user not in self.nodes:
-                    continue
-                node = self.nodes[user]
-                kept = [ref for ref in node.input if ref != f"^{name}"]
-                del node.input[:]
-                node.input.extend(kept)
-                self._controls[user] = tuple(c for c in self._controls[user] if c != name)
-        for name in names:
-            for tensor in self._inputs.pop(name, ()):
-                self._uses[tensor] = [use for use in self._uses[tensor] if use.consumer != name]
-                self._data_users[tensor.node] = [u for u in self._data_users[tensor.node] if u != name]
-            for control in self._controls.pop(name, ()):
-                users = self._control_users.get(control)
-                if users is not None:
-                    self._control_users[control] = [u for u in users if u != name]
+            self._inputs.pop(name, None)
+            self._controls.pop(name, None)
+            self._control_users.pop(name, None)
+            self._data_users.pop(name, None)
             del self.nodes[name]
 
     def keep_only(self, names: set[str]) -> int:
@@ -347,23 +378,69 @@ class GraphView:
         self._container.extend(kept)
         # extend() copies the messages: index the copies that now live in the field.
         self.nodes = {node.name: node for node in self._container}
-        self.__dict__.pop("networkx", None)
+        self._ops_changed()
 
     def topological_order(self) -> list[str]:
         """Producers before consumers; file order for a graph with a TF1 while loop (a cycle)."""
+        sorter = graphlib.TopologicalSorter()
+        for name in self.nodes:
+            sorter.add(name, *(t.node for t in self._inputs[name] if t.node in self.nodes), *self.control_inputs(name))
         try:
-            return [name for name in nx.topological_sort(self.networkx) if name in self.nodes]
-        except nx.NetworkXUnfeasible:
+            return [name for name in sorter.static_order() if name in self.nodes]
+        except graphlib.CycleError:
             return list(self.nodes)
 
+    def find_cycle(self, *, ignore_inputs_of: frozenset[str] = frozenset()) -> list[str] | None:
+        """Nodes on a cycle, or None; the inputs of `ignore_inputs_of` ops are left out (loop back edges)."""
+        sorter = graphlib.TopologicalSorter()
+        for name, node in self.nodes.items():
+            if node.op in ignore_inputs_of:
+                sorter.add(name)
+                continue
+            sorter.add(name, *(t.node for t in self._inputs[name]), *self.control_inputs(name))
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as error:
+            return list(error.args[1])
+        return None
+
+    # -- index bookkeeping ----------------------------------------------------
+
+    def _ops_changed(self) -> None:
+        self.__dict__.pop("_names_by_op", None)
+        self.__dict__.pop("networkx", None)
+
+    def _record_use(self, tensor: Tensor, use: Use) -> None:
+        self._uses.setdefault(tensor, []).append(use)
+        self._data_users.setdefault(tensor.node, []).append(use.consumer)
+
+    def _forget_use(self, tensor: Tensor, use: Use) -> None:
+        self._uses[tensor].remove(use)
+        self._data_users[tensor.node].remove(use.consumer)
+
+    def _detach_inputs(self, name: str) -> None:
+        for slot, tensor in enumerate(self._inputs[name]):
+            self._forget_use(tensor, Use(name, slot))
+        for control in self._controls.pop(name, ()):
+            self._control_users[control].remove(name)
+        self._inputs[name] = ()
+
+    def _set_controls(self, name: str, controls: tuple[str, ...]) -> None:
+        if controls:
+            self._controls[name] = controls
+        else:
+            self._controls.pop(name, None)
+
     @cached_property
-    def networkx(self) -> nx.MultiDiGraph:
+    def networkx(self) -> "nx.MultiDiGraph":
         """The body as a networkx MultiDiGraph.
 
         One node per NodeDef (attribute `op`; the NodeDef itself under `node_def`),
         one edge per input: data edges carry `src_output` and `dst_input`, control
         edges carry `control=True`.
         """
+        import networkx as nx  # only the networkx view pays for networkx's import
+
         graph = nx.MultiDiGraph()
         for name, node in self.nodes.items():
             graph.add_node(name, op=node.op, node_def=node)
@@ -372,11 +449,9 @@ class GraphView:
         for name, inputs in self._inputs.items():
             for slot, tensor in enumerate(inputs):
                 graph.add_edge(tensor.node, name, src_output=tensor.port, dst_input=slot, control=False)
-            for control in self._controls[name]:
+            for control in self.control_inputs(name):
                 graph.add_edge(control, name, control=True)
         return graph
-
-
 
 
 class EditError(Exception):
@@ -405,10 +480,10 @@ def _set_attr_value(attr, value: object) -> None:
 
 
 def _parse_graph_ref(ref: str) -> Tensor:
-    name, sep, port = ref.rpartition(":")
-    if sep and port.isdigit():
-        return Tensor(name, int(port))
-    return Tensor(ref, 0)
+    if ":" not in ref:
+        return _new(Tensor, (ref, 0))
+    name, _, port = ref.rpartition(":")
+    return _new(Tensor, (name, int(port))) if port.isdigit() else _new(Tensor, (ref, 0))
 
 
 def _attr_python_value(value) -> object:

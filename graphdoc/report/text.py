@@ -13,6 +13,11 @@ from graphdoc.rewrite import FixReport
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 
+# A terminal report of thousands of identical findings helps no one (and takes
+# rich seconds to lay out); JSON and SARIF always list everything.
+MAX_SHOWN_PER_RULE = 50
+
+
 def render_scan(console: Console, model: Model, findings: list[Finding], outputs: list[str], *, inferred: bool) -> None:
     console.print(_header(model, outputs, inferred=inferred))
     _render_groups(console, findings)
@@ -89,8 +94,11 @@ def _render_groups(console: Console, findings: list[Finding], *, show_unfixable:
         grid.add_column(overflow="fold")
         if len(messages) == 1:
             grid.add_row(" ", Text(group[0].message, style="dim"))
-        for finding in group:
+        for finding in group[:MAX_SHOWN_PER_RULE]:
             grid.add_row(" \u2022", _entry(finding, show_message=len(messages) > 1, show_unfixable=show_unfixable))
+        if len(group) > MAX_SHOWN_PER_RULE:
+            more = len(group) - MAX_SHOWN_PER_RULE
+            grid.add_row(" ", Text(f"... and {more} more {code} finding(s); --format json lists them all", style="dim"))
         console.print(grid)
 
 

@@ -85,7 +85,8 @@ def fix(
     problems = lint(working.main, output_names)
     if problems:
         raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")
-    fixed = dataclasses.replace(model, graph_def=working.graph_def)
+    # The working copy's views were kept consistent edit by edit: re-scan them as they are.
+    fixed = working
     return FixReport(
         fixed=fixed,
         outputs=output_names,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import networkx as nx
-
 from graphdoc.graph.view import GraphView
 
 # NextIteration closes the loop of a TF1 while_loop: the one legal cycle.
@@ -27,14 +25,5 @@ def lint(view: GraphView, outputs: list[str]) -> list[str]:
 
 
 def _cycles(view: GraphView) -> list[str]:
-    graph = nx.DiGraph()
-    graph.add_nodes_from(view.nodes)
-    for name in view.nodes:
-        if view.op(name) in _LOOP_BACK_EDGE_OPS:
-            continue
-        graph.add_edges_from((tensor.node, name) for tensor in view.inputs(name))
-        graph.add_edges_from((control, name) for control in view.control_inputs(name))
-    if nx.is_directed_acyclic_graph(graph):
-        return []
-    cycle = nx.find_cycle(graph)
-    return [f"cycle through {' -> '.join(edge[0] for edge in cycle[:5])}"]
+    cycle = view.find_cycle(ignore_inputs_of=_LOOP_BACK_EDGE_OPS)
+    return [] if cycle is None else [f"cycle through {' -> '.join(cycle[:5])}"]
