@@ -7,17 +7,27 @@ becomes a LoadError whose message says what the file is and what to do.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
+from graphdoc import ops
 from graphdoc.errors import LoadError
 from graphdoc.graph.model import Model
 from graphdoc.proto import GraphDef
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
+_TFLITE_IDENTIFIER = b"TFL3"  # the FlatBuffer file identifier, at offset 4
+# protobuf's hard limit on one serialized message.
+PROTOBUF_LIMIT = 2**31
+# What loading and indexing a GraphDef takes in memory, per byte of file, as measured
+# on the benchmark graphs (weights dominate large files; the index, node-heavy ones).
+MEMORY_PER_BYTE = 20
+
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
 
 
@@ -33,7 +43,11 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
         raise LoadError(f"{path}: no such file or directory.")
     if path.is_dir():
         raise LoadError(_describe_directory(path))
-    data = path.read_bytes()
+    _refuse_sizes_that_cannot_load(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise LoadError(f"{path} could not be read ({error.strerror})") from None
     _reject_known_other_formats(path, data)
     if _looks_like_text(data):
         graph_def = _parse_text(path, data)
@@ -43,7 +57,50 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
         kind = "binary GraphDef"
     if not graph_def.node and not graph_def.library.function:
         raise LoadError(f"{path}: parsed as a {kind} but it holds no nodes; is it the right file?")
-    return Model(graph_def=graph_def, path=path, format=kind)
+    model = Model(graph_def=graph_def, path=path, format=kind)
+    _check_structure(model)
+    return model
+
+
+def _refuse_sizes_that_cannot_load(path: Path) -> None:
+    size = path.stat().st_size
+    if size >= PROTOBUF_LIMIT:
+        raise LoadError(
+            f"{path} is {size / 2**30:.1f} GiB, but one protobuf message cannot exceed 2 GiB, so this is not "
+            "a single GraphDef; large models are stored as a SavedModel with variables beside the graph"
+        )
+    available = _available_memory()
+    if available is not None and size * MEMORY_PER_BYTE > available:
+        raise LoadError(
+            f"{path} is {size / 2**20:.0f} MiB and would need about {size * MEMORY_PER_BYTE / 2**30:.1f} GiB "
+            f"of memory to check, but {available / 2**30:.1f} GiB is available"
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        return None
+
+
+def _check_structure(model: Model) -> None:
+    """Refuse graphs that no TensorFlow could run: what follows would only mislead."""
+    view = model.main
+    if view.duplicates:
+        raise LoadError(f"{model.path}: the node name {view.duplicates[0]!r} is used twice; names must be unique")
+    for name, node in view.nodes.items():
+        if not name or not node.op:
+            raise LoadError(f"{model.path}: a node has no {'name' if not name else 'op'} ({name or node.op!r})")
+    dangling = view.dangling_input()
+    if dangling is not None:
+        consumer, producer = dangling
+        raise LoadError(f"{model.path}: {consumer} reads {producer}, which is not in the graph; is the file complete?")
+    cycle = view.find_cycle(ignore_inputs_of=ops.LOOP_BACK_EDGE_OPS)
+    if cycle is not None:
+        raise LoadError(
+            f"{model.path}: the graph has a cycle outside a while loop ({' -> '.join(cycle[:4])}); TensorFlow cannot run it"
+        )
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -89,6 +146,15 @@ def _reject_known_other_formats(path: Path, data: bytes) -> None:
             f"{path} is an HDF5 file (a Keras .h5 model), not a TensorFlow graph; load it with "
             "keras.models.load_model and export a graph with model.export() or tf.saved_model.save()."
         )
+    if data.startswith(_GZIP_MAGIC):
+        raise LoadError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path.name})")
+    if data[4:8] == _TFLITE_IDENTIFIER:
+        raise LoadError(
+            f"{path} is a TensorFlow Lite model, converted already; graphdoc needs the graph it was converted "
+            "from (a frozen .pb or a SavedModel)"
+        )
+    if path.suffix == ".onnx":
+        raise LoadError(f"{path} is an ONNX model; graphdoc reads TensorFlow graphs (.pb, .pbtxt, SavedModels)")
     if data.startswith(_ZIP_MAGIC):
         raise LoadError(
             f"{path} is a zip archive (a Keras .keras model?), not a TensorFlow graph; load it with "

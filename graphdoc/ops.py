@@ -75,6 +75,8 @@ STATE_UPDATE_OPS = frozenset({
 SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
 MERGE_OPS = frozenset({"Merge", "RefMerge"})
 IF_OPS = frozenset({"If", "StatelessIf"})
+# NextIteration closes the loop of a TF1 while_loop: the one legal cycle.
+LOOP_BACK_EDGE_OPS = frozenset({"NextIteration", "RefNextIteration"})
 PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderWithDefault"})
 
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})

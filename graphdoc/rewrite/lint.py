@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from graphdoc.graph.view import GraphView
-
-# NextIteration closes the loop of a TF1 while_loop: the one legal cycle.
-_LOOP_BACK_EDGE_OPS = frozenset({"NextIteration", "RefNextIteration"})
+from graphdoc.ops import LOOP_BACK_EDGE_OPS
 
 
 def lint(view: GraphView, outputs: list[str]) -> list[str]:
     """Problems that would stop TensorFlow from importing or running the graph."""
     problems = [f"duplicate node name {name}" for name in view.duplicates]
-    for name in view.nodes:
-        for tensor in view.inputs(name):
-            if tensor.node not in view:
-                problems.append(f"{name} reads {tensor}, which does not exist")
-        for control in view.control_inputs(name):
-            if control not in view:
-                problems.append(f"{name} waits for {control}, which does not exist")
+    dangling = view.dangling_input()
+    if dangling is not None:
+        problems.append(f"{dangling[0]} reads {dangling[1]}, which does not exist")
     problems += [f"output {name} does not exist" for name in outputs if name not in view.nodes]
     if not problems:
         problems += _cycles(view)
@@ -25,5 +19,5 @@ def lint(view: GraphView, outputs: list[str]) -> list[str]:
 
 
 def _cycles(view: GraphView) -> list[str]:
-    cycle = view.find_cycle(ignore_inputs_of=_LOOP_BACK_EDGE_OPS)
+    cycle = view.find_cycle(ignore_inputs_of=LOOP_BACK_EDGE_OPS)
     return [] if cycle is None else [f"cycle through {' -> '.join(cycle[:5])}"]
