@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
                      "the graph over DATA (.npy, .npz, or a folder of images: " + IMAGE_PREPROCESSING + "); unsafe")
     fix.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
     fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (calibrated statistics)")
+    fix.add_argument("--in-place", action="store_true",
+                     help="overwrite the model file itself, keeping the original as MODEL.bak")
     fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     fix.add_argument("--diff", action="store_true", help="show the change node by node")
     fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
@@ -217,10 +219,21 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def _fix(args: argparse.Namespace, console: Console) -> int:
+    if args.in_place:
+        args.output = args.output or args.model
     if args.output is None and not args.dry_run:
         raise GraphdocError("fix needs -o OUTPUT (or --dry-run to see what would change)")
-    if args.output is not None and args.output.resolve() == args.model.resolve():
-        raise GraphdocError("-o names the input file; write the fixed graph to a new path")
+    overwrites_input = args.output is not None and args.output.resolve() == args.model.resolve()
+    if overwrites_input and not args.in_place:
+        raise GraphdocError("-o names the input file; write to a new path, or pass --in-place to keep a backup")
+    if args.output is not None and not args.output.parent.is_dir():
+        raise GraphdocError(f"cannot write {args.output}: the directory {args.output.parent} does not exist")
+    if args.calibrate is not None and not args.calibrate.exists():
+        raise GraphdocError(f"--calibrate {args.calibrate}: no such file or directory")
+    if args.checkpoint is not None and not (args.checkpoint.exists() or Path(f"{args.checkpoint}.index").exists()):
+        raise GraphdocError(f"--checkpoint {args.checkpoint}: neither a checkpoint prefix nor a directory")
+    if overwrites_input and args.model.is_dir():
+        raise GraphdocError("--in-place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb with -o")
     model = _load(args.model, args)
     with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
         report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
@@ -237,6 +250,8 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
             failure = verification.failures()[0]
             raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
     if not args.dry_run:
+        if overwrites_input and report.changed:
+            write_atomically(args.model.read_bytes(), args.model.with_name(args.model.name + ".bak"))
         if report.changed:
             write_graph_def(report.fixed.graph_def, args.output)
         else:

@@ -7,6 +7,9 @@ op registry, so the defaults and output names graphdoc needs are listed here,
 taken from TensorFlow's op registrations (tensorflow/core/ops/*.cc).
 """
 
+from functools import cache
+from importlib import resources
+
 FUSED_BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 
 _FUSED_BN_DEFAULTS = {
@@ -86,3 +89,10 @@ PASS_THROUGH_OPS = frozenset({"Identity", "StopGradient", "ReadVariableOp", "Sna
 
 # Ops that are never a model output even when nothing consumes them.
 NEVER_OUTPUTS = STATE_UPDATE_OPS | frozenset({"NoOp", "Const", "Assert", "SaveV2", "RestoreV2"})
+
+
+@cache
+def tensorflow_ops() -> frozenset[str]:
+    """The op names TensorFlow registers (graphdoc/data/tensorflow_ops.txt)."""
+    text = resources.files("graphdoc").joinpath("data/tensorflow_ops.txt").read_text()
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))

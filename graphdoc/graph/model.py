@@ -40,6 +40,18 @@ class Model:
         """The main graph, then every library function: all of them are the model."""
         return [self.main, *self.functions]
 
+    def unknown_ops(self) -> list[str]:
+        """Ops of the graph that neither TensorFlow nor the function library defines (custom ops).
+
+        Rules follow their inputs and outputs all the same; only running the
+        graph (probe, verification) needs their kernels.
+        """
+        from graphdoc.ops import tensorflow_ops
+
+        known = tensorflow_ops() | {f.signature.name for f in self.graph_def.library.function}
+        used = {node.op for view in self.views for node in view.nodes.values()}
+        return sorted(used - known)
+
     def view(self, scope: str) -> GraphView:
         if scope == "":
             return self.main

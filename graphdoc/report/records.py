@@ -29,5 +29,6 @@ def model_record(model: Model, findings: list[Finding], outputs: list[str]) -> d
         "nodes": len(model.graph_def.node),
         "functions": len(model.graph_def.library.function),
         "outputs": outputs,
+        "unknown_ops": model.unknown_ops(),
         "findings": [finding_record(finding) for finding in findings],
     }

@@ -124,6 +124,14 @@ def _header(model: Model, outputs: list[str], *, inferred: bool) -> Text:
         text.append(f", {functions} library functions")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")
     text.append(f"\noutputs: {shown}" + (" (inferred; set with --outputs)" if inferred else ""), style="dim")
+    unknown = model.unknown_ops()
+    if unknown:
+        text.append(
+            f"\nops TensorFlow does not define: {', '.join(unknown[:5])}"
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            + "; scanned as opaque nodes (probe and verification need their kernels)",
+            style="yellow",
+        )
     return text
 
 

@@ -1,0 +1,88 @@
+"""Nothing is lost: atomic output, untouched inputs, in-place backups, idempotent and deterministic fixes."""
+
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+import graphs
+from graphdoc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "slim_convnet_training.pb"
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def _fix(source: Path, target: Path, *extra: str) -> int:
+    return main(["fix", str(source), "-o", str(target), "--no-verify", *extra])
+
+
+def test_a_write_killed_midway_leaves_the_previous_output_and_no_temporary_file(tmp_path, monkeypatch):
+    output = tmp_path / "fixed.pb"
+    output.write_bytes(b"the previous fixed graph")
+
+    def killed(_fd):
+        raise KeyboardInterrupt  # what SIGINT looks like to Python, between write and rename
+
+    monkeypatch.setattr("graphdoc.writing.os.fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _fix(SAMPLE, output)
+    assert output.read_bytes() == b"the previous fixed graph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.pb"]
+
+
+def test_in_place_keeps_a_backup(tmp_path):
+    model = tmp_path / "model.pb"
+    model.write_bytes(SAMPLE.read_bytes())
+    assert main(["fix", str(model), "--in-place", "--no-verify"]) == 0
+    assert (tmp_path / "model.pb.bak").read_bytes() == SAMPLE.read_bytes()
+    assert model.read_bytes() != SAMPLE.read_bytes()
+    assert main(["scan", str(model)]) == 0
+
+
+def test_fix_is_deterministic_and_idempotent(tmp_path):
+    first, second, again = tmp_path / "a.pb", tmp_path / "b.pb", tmp_path / "c.pb"
+    assert _fix(SAMPLE, first) == 0 and _fix(SAMPLE, second) == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert _fix(first, again) == 0
+    assert again.read_bytes() == first.read_bytes()
+
+
+def test_clean_graphs_are_left_byte_identical(build, write, tmp_path):
+    clean = write(build("keras3_cnn").inference)
+    assert _fix(clean, tmp_path / "out.pb") == 0
+    assert (tmp_path / "out.pb").read_bytes() == clean.read_bytes()
+
+
+def test_created_names_never_collide(tmp_path, capsys):
+    import zoo
+    from graphdoc.proto import GraphDef
+
+    trained = zoo.train_tf1(zoo.slim_conv_stack(fused=True), (16, 16, 3), tmp_path)
+    graph_def = GraphDef.FromString(trained.pair.training)
+    taken = graph_def.node.add(name="conv1/BatchNorm/moving_mean", op="Placeholder")  # not a Const: no statistics
+    taken.attr["dtype"].type = 1
+    model = tmp_path / "model.pb"
+    model.write_bytes(graph_def.SerializeToString())
+    assert _fix(model, tmp_path / "fixed.pb", "--checkpoint", trained.prefix) == 0
+    names = [node.name for node in GraphDef.FromString((tmp_path / "fixed.pb").read_bytes()).node]
+    assert "conv1/BatchNorm/moving_mean_1" in names and len(names) == len(set(names))
+
+
+def test_custom_ops_are_scanned_as_opaque_and_named(tmp_path, capsys):
+    graph_def = graphs.parse(graphs.build(graphs.tf2_dropout))
+    for node in graph_def.node:
+        if node.op == "Mul":
+            node.op = "MyVendorScale"  # a custom kernel TensorFlow does not define
+    model = tmp_path / "custom.pb"
+    model.write_bytes(graph_def.SerializeToString())
+    assert main(["scan", str(model)]) == 1
+    out = capsys.readouterr().out
+    assert "GD201" in out and "ops TensorFlow does not define: MyVendorScale" in out
+    assert main(["scan", str(model), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["models"][0]["unknown_ops"] == ["MyVendorScale"]
