@@ -92,6 +92,17 @@ def _check_structure(model: Model) -> None:
     for name, node in view.nodes.items():
         if not name or not node.op:
             raise LoadError(f"{model.path}: a node has no {'name' if not name else 'op'} ({name or node.op!r})")
+    for checked in model.views:
+        for name, node in checked.nodes.items():
+            bounds = ops.INPUT_COUNTS.get(node.op)
+            count = len(checked.inputs(name))
+            if bounds and (count < bounds[0] or (bounds[1] is not None and count > bounds[1])):
+                where = f" in function {checked.scope}" if checked.scope else ""
+                expected = bounds[0] if bounds[0] == bounds[1] else f"at least {bounds[0]}"
+                raise LoadError(
+                    f"{model.path}: node {name}{where} ({node.op}) has {count} data input(s), but {node.op} "
+                    f"takes {expected}; TensorFlow would not import it"
+                )
     dangling = view.dangling_input()
     if dangling is not None:
         consumer, producer = dangling

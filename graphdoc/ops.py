@@ -96,3 +96,21 @@ def tensorflow_ops() -> frozenset[str]:
     """The op names TensorFlow registers (graphdoc/data/tensorflow_ops.txt)."""
     text = resources.files("graphdoc").joinpath("data/tensorflow_ops.txt").read_text()
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+# (fewest, most) data inputs of the ops graphdoc reads closely; None: no upper
+# bound. TensorFlow refuses to import a node outside these bounds, and the
+# rules index inputs by position, so such a graph is refused at load.
+INPUT_COUNTS: dict[str, tuple[int, int | None]] = {
+    **{op: (5, 5) for op in FUSED_BATCH_NORM_OPS},
+    "Switch": (2, 2), "RefSwitch": (2, 2), "Merge": (1, None), "RefMerge": (1, None),
+    "If": (1, None), "StatelessIf": (1, None), "PlaceholderWithDefault": (1, 1), "Placeholder": (0, 0),
+    "Const": (0, 0), "Mean": (2, 2), "SquaredDifference": (2, 2), "Squeeze": (1, 1), "Rsqrt": (1, 1),
+    "Mul": (2, 2), "RealDiv": (2, 2), "Add": (2, 2), "AddV2": (2, 2), "Sub": (2, 2), "SelectV2": (3, 3),
+    "Select": (3, 3), "GreaterEqual": (2, 2), "Greater": (2, 2), "Less": (2, 2), "LessEqual": (2, 2),
+    "Floor": (1, 1), "Cast": (1, 1), "Identity": (1, 1), "StopGradient": (1, 1), "Snapshot": (1, 1),
+    "ReadVariableOp": (1, 1), "CheckNumerics": (1, 1), "CheckNumericsV2": (1, 1), "Shape": (1, 1),
+    "RandomUniform": (1, 1), "StatelessRandomUniformV2": (4, 4), "Relu": (1, 1),
+    "Assign": (2, 2), "AssignAdd": (2, 2), "AssignSub": (2, 2), "AssignVariableOp": (2, 2),
+    "AssignAddVariableOp": (2, 2), "AssignSubVariableOp": (2, 2),
+}

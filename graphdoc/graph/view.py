@@ -45,6 +45,7 @@ class Use(NamedTuple):
 # tuple.__new__ skips the Python-level constructor NamedTuple generates: the
 # index creates one Tensor and one Use per input of every node.
 _new = tuple.__new__
+_LARGEST_CONST_READ = 1 << 20
 
 
 class GraphView:
@@ -195,13 +196,18 @@ class GraphView:
         node = self.nodes.get(source.node)
         if node is None or node.op != "Const" or "value" not in node.attr:
             return None
+        # Rules read small constants (axes, rates); a declared shape of absurd
+        # size would have numpy allocate it.
+        dims = [dim.size for dim in node.attr["value"].tensor.tensor_shape.dim]
+        if any(size < 0 for size in dims) or int(np.prod(dims, dtype=np.float64)) > _LARGEST_CONST_READ:
+            return None
         # tensorboard's decoder costs a few hundred milliseconds to import:
         # pay it only when a rule really needs a constant's value.
         from tensorboard.util.tensor_util import make_ndarray
 
         try:
             return make_ndarray(node.attr["value"].tensor)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, KeyError):
             return None
 
     def const_shape(self, tensor: Tensor) -> tuple[int, ...] | None:

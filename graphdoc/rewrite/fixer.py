@@ -39,7 +39,9 @@ class FixReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.applied) or self.pruned > 0
+        """Whether any fix applied. Pruning alone does not count: a graph without
+        findings is left as it is, byte for byte."""
+        return bool(self.applied)
 
     def op_changes(self) -> list[tuple[str, int, int]]:
         """(op, count before, count after) for every op whose count changed."""
@@ -70,7 +72,10 @@ def fix(
     pruned = 0
     if structural:
         apply_fixes(working, structural)
-        fold_constant_control_flow(working)
+        try:
+            fold_constant_control_flow(working)
+        except EditError as error:
+            raise FixError(f"removing the control flow failed, nothing was written: {error}") from None
         pruned += _prune(working, output_names)
         working = dataclasses.replace(model, graph_def=working.graph_def)
         findings = scan(working)
@@ -80,7 +85,10 @@ def fix(
     _refuse_missing_statistics(findings, held_back)
     applied = [f for f in findings if f.fix is not None and f not in held_back]
     apply_fixes(working, applied)
-    pruned += _prune(working, output_names)
+    try:
+        pruned += _prune(working, output_names)
+    except EditError as error:
+        raise FixError(f"pruning the fixed graph failed, nothing was written: {error}") from None
     remove_unused_functions(working)
     problems = lint(working.main, output_names)
     if problems:

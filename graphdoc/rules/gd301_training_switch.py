@@ -146,4 +146,4 @@ def _default(view: GraphView, placeholder: str) -> bool | None:
     if view.op(placeholder) != "PlaceholderWithDefault":
         return None
     value = view.const_value(view.inputs(placeholder)[0])
-    return None if value is None else bool(value.reshape(-1)[0])
+    return None if value is None or value.size != 1 or value.dtype != bool else bool(value.reshape(()))

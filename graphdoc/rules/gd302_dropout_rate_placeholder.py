@@ -61,7 +61,9 @@ def _scalar_float_default(view: GraphView, name: str) -> float | None:
     if view.attr(name, "dtype") != _DT_FLOAT:
         return None
     value = view.const_value(view.inputs(name)[0])
-    return float(value) if value is not None and value.size == 1 else None
+    if value is None or value.size != 1 or value.dtype.kind != "f":
+        return None
+    return float(value.reshape(()))
 
 
 def _role(view: GraphView, name: str, mask_nodes: set[str]) -> str | None:

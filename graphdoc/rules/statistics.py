@@ -60,6 +60,8 @@ class BatchNormSite:
 
     def check_shapes(self, mean_shape, variance_shape) -> str | None:
         """Why statistics of these shapes cannot belong to this layer, or None."""
+        if mean_shape is None or variance_shape is None:
+            return "the statistics are not constants with a shape"
         expected = (self.channels,) if self.channels is not None else mean_shape
         if tuple(mean_shape) != expected or tuple(variance_shape) != expected or len(expected) != 1:
             return f"statistics of shapes {tuple(mean_shape)} and {tuple(variance_shape)} do not fit {self.channels} channels"
