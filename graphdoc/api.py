@@ -46,10 +46,12 @@ def fix(
     calibrate: str | Path | None = None,
     batch_size: int = 32,
     unsafe_fixes: bool = False,
+    in_place: bool = False,
     progress=None,
 ) -> FixReport:
     """Fix `model` in memory: statistics the graph lacks come from `checkpoint`, then from
-    calibrating on `calibrate`'s inputs. Raises GraphdocError when a fix cannot be completed."""
+    calibrating on `calibrate`'s inputs. `in_place` edits `model` itself instead of a copy.
+    Raises GraphdocError when a fix cannot be completed."""
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
         source = checkpoint or graph.checkpoint
@@ -64,7 +66,7 @@ def fix(
             findings = complete(graph, findings, calibrated)
         return findings
 
-    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes)
+    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place)
 
 
 def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False):

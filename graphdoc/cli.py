@@ -31,6 +31,7 @@ from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE, select_rules
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.verify.inputs import parse_shapes
+from graphdoc.loading import GRAPHDEF_FORMATS
 from graphdoc.writing import write_atomically, write_graph_def
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -235,15 +236,20 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     if overwrites_input and args.model.is_dir():
         raise GraphdocError("--in-place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb with -o")
     model = _load(args.model, args)
+    # A GraphDef file is cheap to read again, so it is fixed in place (no copy
+    # of its weights in memory) and re-read only if the original is needed.
+    in_place = model.format in GRAPHDEF_FORMATS
     with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
         report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
-                         batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance)
+                         batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
+                         in_place=in_place)
+    original = (lambda: api.load(args.model)) if in_place else (lambda: model)
     verification = None
     if report.changed and not args.no_verify and not args.dry_run and importlib.util.find_spec("tensorflow"):
         from graphdoc.verify.verification import verify
 
         with _status("verifying the fixed graph"):
-            verification = verify(model, report, data=args.inputs, shapes=parse_shapes(args.input_shape),
+            verification = verify(original(), report, data=args.inputs, shapes=parse_shapes(args.input_shape),
                                   allow_unsafe=args.allow_unsafe_ops)
         if not verification.passed:
             render_verification(console, verification)
@@ -258,9 +264,12 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
             write_atomically(args.model.read_bytes(), args.output)
     render_fix(console, model, report, None if args.dry_run else str(args.output))
     if args.diff:
-        render_diff(console, node_changes(model, report.fixed))
+        render_diff(console, node_changes(original(), report.fixed))
     if verification is not None:
         render_verification(console, verification)
+    elif report.changed and not args.no_verify and not args.dry_run:
+        console.print("verification skipped: TensorFlow is not installed (pip install 'graphdoc-tf[tf]')",
+                      style="yellow")
     return EXIT_FINDINGS if report.remaining or report.held_back else EXIT_CLEAN
 
 

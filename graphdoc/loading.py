@@ -29,6 +29,7 @@ PROTOBUF_LIMIT = 2**31
 MEMORY_PER_BYTE = 20
 
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
+GRAPHDEF_FORMATS = ("binary GraphDef", "text GraphDef")
 
 
 def load(path: str | Path, *, outputs: list[str] | None = None, signature: str = "serving_default") -> Model:
@@ -62,6 +63,20 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
     return model
 
 
+def _check_input_counts(model: Model) -> None:
+    for view in model.views:
+        for op, (fewest, most) in ops.INPUT_COUNTS.items():
+            for name in view.ops_of({op}):
+                count = len(view.inputs(name))
+                if count < fewest or (most is not None and count > most):
+                    where = f" in function {view.scope}" if view.scope else ""
+                    expected = fewest if fewest == most else f"at least {fewest}"
+                    raise LoadError(
+                        f"{model.path}: node {name}{where} ({op}) has {count} data input(s), but {op} "
+                        f"takes {expected}; TensorFlow would not import it"
+                    )
+
+
 def _refuse_sizes_that_cannot_load(path: Path) -> None:
     size = path.stat().st_size
     if size >= PROTOBUF_LIMIT:
@@ -89,20 +104,11 @@ def _check_structure(model: Model) -> None:
     view = model.main
     if view.duplicates:
         raise LoadError(f"{model.path}: the node name {view.duplicates[0]!r} is used twice; names must be unique")
-    for name, node in view.nodes.items():
-        if not name or not node.op:
-            raise LoadError(f"{model.path}: a node has no {'name' if not name else 'op'} ({name or node.op!r})")
-    for checked in model.views:
-        for name, node in checked.nodes.items():
-            bounds = ops.INPUT_COUNTS.get(node.op)
-            count = len(checked.inputs(name))
-            if bounds and (count < bounds[0] or (bounds[1] is not None and count > bounds[1])):
-                where = f" in function {checked.scope}" if checked.scope else ""
-                expected = bounds[0] if bounds[0] == bounds[1] else f"at least {bounds[0]}"
-                raise LoadError(
-                    f"{model.path}: node {name}{where} ({node.op}) has {count} data input(s), but {node.op} "
-                    f"takes {expected}; TensorFlow would not import it"
-                )
+    if "" in view.nodes:
+        raise LoadError(f"{model.path}: a node has no name (its op is {view.op('')!r})")
+    if view.ops_of({""}):
+        raise LoadError(f"{model.path}: node {view.ops_of({''})[0]!r} has no op")
+    _check_input_counts(model)
     dangling = view.dangling_input()
     if dangling is not None:
         consumer, producer = dangling

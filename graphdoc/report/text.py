@@ -25,7 +25,7 @@ def render_scan(console: Console, model: Model, findings: list[Finding], outputs
 
 
 def render_fix(console: Console, model: Model, report: FixReport, destination: str | None) -> None:
-    console.print(_header(model, report.outputs, inferred=False))
+    console.print(_header(model, report.outputs, inferred=False, size=report.size_before))
     if report.applied:
         console.print(Text("\nFixed", style="bold green"))
         _render_groups(console, report.applied, show_unfixable=False)
@@ -115,11 +115,11 @@ def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Tex
     return text
 
 
-def _header(model: Model, outputs: list[str], *, inferred: bool) -> Text:
-    functions = len(model.graph_def.library.function)
+def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int, int] | None = None) -> Text:
+    nodes, functions = size or (len(model.graph_def.node), len(model.graph_def.library.function))
     text = Text()
     text.append(str(model.path), style="bold")
-    text.append(f"  {model.format}, {len(model.graph_def.node)} nodes")
+    text.append(f"  {model.format}, {nodes} nodes")
     if functions:
         text.append(f", {functions} library functions")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")

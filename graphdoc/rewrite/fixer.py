@@ -36,6 +36,7 @@ class FixReport:
     ops_before: Counter
     ops_after: Counter
     pruned: int
+    size_before: tuple[int, int] = (0, 0)  # nodes and library functions of the model as given
 
     @property
     def changed(self) -> bool:
@@ -56,6 +57,7 @@ def fix(
     findings: list[Finding] | None = None,
     complete: Callable[[Model, list[Finding]], list[Finding]] | None = None,
     unsafe_fixes: bool = False,
+    in_place: bool = False,
 ) -> FixReport:
     """Fix `model`'s findings on a copy of its GraphDef and check the result.
 
@@ -63,12 +65,16 @@ def fix(
     all (training switches), then a fresh scan of what is left and its fixes.
     `complete` may add fixes to the second round's findings (statistics from
     a checkpoint or a calibration run). Unsafe fixes are held back unless
-    `unsafe_fixes` is set.
+    `unsafe_fixes` is set. With `in_place`, `model` itself is edited (and is
+    the report's `fixed`): no copy of the GraphDef, for callers that reload
+    the original if they need it again.
     """
     output_names = resolve_outputs(model.main, outputs)
     findings = scan(model) if findings is None else findings
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
-    working = copy_model(model)
+    ops_before = op_counts(model.graph_def)
+    nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
+    working = model if in_place else copy_model(model)
     pruned = 0
     if structural:
         apply_fixes(working, structural)
@@ -102,7 +108,8 @@ def fix(
         held_back=held_back,
         not_fixable=[f for f in findings if f.fix is None],
         remaining=scan(fixed),
-        ops_before=op_counts(model.graph_def),
+        ops_before=ops_before,
+        size_before=nodes_before,
         ops_after=op_counts(fixed.graph_def),
         pruned=pruned,
     )

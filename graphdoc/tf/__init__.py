@@ -25,4 +25,11 @@ def _native_stderr_silenced():
 
 
 with _native_stderr_silenced():
-    import tensorflow  # noqa: F401
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        from graphdoc.errors import GraphdocError
+
+        raise GraphdocError(
+            "this needs TensorFlow, which is not installed: pip install 'graphdoc-tf[tf]'"
+        ) from None

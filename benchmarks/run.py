@@ -1,0 +1,105 @@
+"""Measure graphdoc against the floor and against TensorFlow's optimize_for_inference.
+
+    python benchmarks/run.py [--runs 3] [--skip-1m]
+
+Each command runs in a fresh process (cold start, like a user's), several
+times; the table shows the median wall time and the peak resident memory of
+the process. Ratios are computed within this one run. Timings are measured
+here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+
+# Runs `argv` as a child and prints its peak RSS in KiB: RUSAGE_CHILDREN of a
+# wrapper with exactly one child is that child's own peak.
+_PEAK = (
+    "import resource, subprocess, sys;"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode;"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)"
+)
+
+FLOOR = (
+    "import sys; from tensorboard.compat.proto.graph_pb2 import GraphDef;"
+    "g = GraphDef(); g.ParseFromString(open(sys.argv[1], 'rb').read()); g.SerializeToString()"
+)
+
+
+def measure(argv: list[str], runs: int) -> tuple[float, float]:
+    """Median wall seconds and peak MiB of `argv` over `runs` cold runs."""
+    times, peaks = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = subprocess.run([PY, "-c", _PEAK, *argv], capture_output=True, text=True, check=True).stdout.split()
+        times.append(time.perf_counter() - start)
+        peaks.append(int(out[0]) / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def commands(graph: Path, output: str, scratch: Path) -> dict[str, list[str]]:
+    graphdoc = [PY, "-m", "graphdoc"]
+    return {
+        "graphdoc scan": [*graphdoc, "scan", str(graph), "--exit-zero"],
+        "graphdoc fix": [*graphdoc, "fix", str(graph), "-o", str(scratch / "fixed.pb"), "--no-verify"],
+        "floor (parse + serialize)": [PY, "-c", FLOOR, str(graph)],
+        "optimize_for_inference": [
+            PY, "-m", "tensorflow.python.tools.optimize_for_inference", f"--input={graph}",
+            f"--output={scratch / 'ofi.pb'}", "--frozen_graph=True", "--input_names=input", f"--output_names={output}",
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-1m", action="store_true", help="leave out the million-node graph")
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    args = parser.parse_args()
+    subprocess.run([PY, str(HERE / "make_graphs.py"), str(args.data)], check=True)
+    results: dict[str, dict] = {}
+    tf_time, tf_peak = measure([PY, "-c", "import tensorflow"], args.runs)
+    results["python -c 'import tensorflow'"] = {"": (tf_time, tf_peak)}
+    sample = ROOT / "samples" / "mobilenet_v1_0.25_128_training.pb"
+    results["MobileNet v1 0.25/128 sample"] = {
+        "graphdoc scan": measure([PY, "-m", "graphdoc", "scan", str(sample), "--exit-zero"], args.runs)
+    }
+    graphs = [("efficientnetb7_training.pb", "Identity"), ("synthetic_50k.pb", "output")]
+    if not args.skip_1m:
+        graphs.append(("synthetic_1m.pb", "output"))
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, output in graphs:
+            runs = 1 if "1m" in name else args.runs
+            results[name] = {
+                label: measure(argv, runs) for label, argv in commands(args.data / name, output, Path(scratch)).items()
+            }
+    report(results, tf_time)
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def report(results: dict[str, dict], tf_time: float) -> None:
+    print(f"{'graph':34} {'command':28} {'median s':>9} {'peak MiB':>9}  ratio")
+    for graph, rows in results.items():
+        ofi = rows.get("optimize_for_inference", (None,))[0]
+        for label, (seconds, peak) in rows.items():
+            ratio = ""
+            if label.startswith("graphdoc") and ofi:
+                ratio = f"{ofi / seconds:.1f}x faster than optimize_for_inference"
+            if graph.startswith("MobileNet"):
+                ratio = f"{seconds / tf_time:.3f}x of 'import tensorflow'"
+            print(f"{graph:34} {label:28} {seconds:9.2f} {peak:9.0f}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
