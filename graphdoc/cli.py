@@ -142,6 +142,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-unsafe-ops", action="store_true", help="run graphs that touch files or call Python")
 
 
+def _tensorflow_installed() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except ValueError:  # a module entry set to None: deliberately unavailable
+        return False
+
+
 def _load(path: Path, args: argparse.Namespace):
     with _status(f"loading {path}"):
         return api.load(path, outputs=args.outputs, signature=args.signature)
@@ -188,7 +195,7 @@ def _scan_many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
     if jobs == 1 or len(paths) == 1:
         return [_scan_to_record(*item) for item in work]
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        return list(pool.map(_scan_to_record, *zip(*work)))
+        return list(pool.map(_scan_to_record, *zip(*work, strict=True)))
 
 
 def _scan_to_record(path: Path, select, ignore, outputs, signature) -> dict | str:
@@ -245,7 +252,7 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
                          in_place=in_place)
     original = (lambda: api.load(args.model)) if in_place else (lambda: model)
     verification = None
-    if report.changed and not args.no_verify and not args.dry_run and importlib.util.find_spec("tensorflow"):
+    if report.changed and not args.no_verify and not args.dry_run and _tensorflow_installed():
         from graphdoc.verify.verification import verify
 
         with _status("verifying the fixed graph"):

@@ -194,21 +194,27 @@ def keras_pair(build, input_shape) -> Pair:
     frozen graph cannot hold; `stateless_call` computes the same forward pass
     without them, which is what a graph exported for serving contains.
     """
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = build()
-    rng = np.random.default_rng(0)
-    for variable in model.non_trainable_variables:
-        if variable.path.endswith("moving_mean"):
-            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype("float32"))
-        elif variable.path.endswith("moving_variance"):
-            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype("float32"))
+    model = _with_nontrivial_statistics(build, seed=0)
     return Pair(
         _freeze_keras(model, input_shape, training=True),
         _freeze_keras(model, input_shape, training=False),
         input_shape,
     )
+
+
+def _with_nontrivial_statistics(build, *, seed: int):
+    """A Keras 3 model from `build`, its moving statistics set away from 0 and 1."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build()
+    rng = np.random.default_rng(seed)
+    for variable in model.non_trainable_variables:
+        if variable.path.endswith("moving_mean"):
+            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype("float32"))
+        elif variable.path.endswith("moving_variance"):
+            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype("float32"))
+    return model
 
 
 def _freeze_keras(model, input_shape, *, training: bool) -> bytes:
@@ -409,14 +415,7 @@ def keras_saved_model(build, input_shape, directory, *, training: bool) -> tuple
     """
     import keras
 
-    keras.utils.set_random_seed(0)
-    model = build()
-    rng = np.random.default_rng(1)
-    for variable in model.non_trainable_variables:
-        if variable.path.endswith("moving_mean"):
-            variable.assign(rng.normal(0.0, 0.5, variable.shape).astype("float32"))
-        elif variable.path.endswith("moving_variance"):
-            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype("float32"))
+    model = _with_nontrivial_statistics(build, seed=1)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(

@@ -45,6 +45,12 @@ MODELS = {
 _built: dict = {}
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Reports laid out for a wide terminal, so assertions see whole lines."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 @pytest.fixture(scope="session")
 def build():
     """build(name) -> zoo.Pair, each model built once per session."""

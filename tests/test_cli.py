@@ -15,10 +15,6 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MOBILENET = SAMPLES / "mobilenet_v1_0.25_128_training.pb"
 
 
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-
 
 def test_scan_reports_findings_and_exits_1(capsys):
     assert main(["scan", str(MOBILENET)]) == 1
@@ -105,3 +101,17 @@ def test_scan_and_fix_do_not_import_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (tmp_path / "f.pb").exists()
     assert result.stdout.strip().endswith("False")
+
+
+def test_without_tensorflow_scan_and_fix_work_and_the_rest_says_what_to_install(tmp_path):
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"  # as if it were not installed
+        "from graphdoc.cli import main\n"
+        f"print(main(['scan', {str(MOBILENET)!r}]), main(['fix', {str(MOBILENET)!r}, '-o', {str(tmp_path / 'f.pb')!r}]),"
+        f" main(['probe', {str(MOBILENET)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "1 0 2"
+    assert "verification skipped: TensorFlow is not installed" in result.stdout
+    assert "pip install 'graphdoc-tf[tf]'" in result.stderr
+    assert (tmp_path / "f.pb").exists()

@@ -6,7 +6,6 @@ built on the spot, rather than stored as fixtures.
 
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np

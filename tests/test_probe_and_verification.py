@@ -13,10 +13,6 @@ from graphdoc.verify.probe import probe
 SAMPLE = "samples/mobilenet_v1_0.25_128_training.pb"
 
 
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-
 
 def _probe(path):
     model = load(path)

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import tensorflow as tf
 
 import graphs
 from graphdoc.cli import main
@@ -12,10 +11,6 @@ from graphdoc.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "slim_convnet_training.pb"
 
-
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
 
 
 def _fix(source: Path, target: Path, *extra: str) -> int:

@@ -21,10 +21,6 @@ MOBILENET = SAMPLES / "mobilenet_v1_0.25_128_training.pb"
 SLIM = SAMPLES / "slim_convnet_training.pb"
 
 
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-
 
 def _json(capsys, *args):
     code = main(["scan", *args, "--format", "json"])

@@ -13,10 +13,6 @@ from helpers import findings_of
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-
 
 @pytest.fixture(scope="module")
 def keras3_training_signature(tmp_path_factory):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import graphs
 import tfrun
 import zoo
 from graphdoc.cli import main
@@ -17,10 +16,6 @@ TOLERANCE = 1e-5
 # 1.4e-2 with 256 samples on the slim model below.
 CALIBRATION_TOLERANCE = 3e-2
 
-
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import graphlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 

@@ -103,9 +103,14 @@ def inline_constant_ifs(model: Model) -> int:
 
 def _inline(view: GraphView, call: str, function: FunctionDef, arguments: tuple[Tensor, ...]) -> None:
     """Copy `function`'s body into `view` under `call/`, then let the call's readers read its results."""
+    if len(function.signature.input_arg) != len(arguments):
+        raise EditError(
+            f"{call} passes {len(arguments)} argument(s) to {function.signature.name}, "
+            f"which takes {len(function.signature.input_arg)}"
+        )
     body = GraphView(function.node_def, function=function)
     prefix = view.unique_name(call + "/inlined") + "/"
-    bound = {arg.name: tensor for arg, tensor in zip(function.signature.input_arg, arguments)}
+    bound = {arg.name: tensor for arg, tensor in zip(function.signature.input_arg, arguments, strict=True)}
 
     def outside(tensor: Tensor) -> Tensor:
         return bound[tensor.node] if tensor.node in bound else Tensor(prefix + tensor.node, tensor.port)

@@ -34,7 +34,7 @@ def _input_changes(old: list[str], new: list[str]) -> list[str]:
     new_data = [ref for ref in new if not ref.startswith("^")]
     changes = [
         f"input {slot}: {a or '(none)'} -> {b or '(none)'}"
-        for slot, (a, b) in enumerate(zip(old_data + [""] * len(new_data), new_data + [""] * len(old_data)))
+        for slot, (a, b) in enumerate(zip(old_data + [""] * len(new_data), new_data + [""] * len(old_data), strict=True))
         if a != b and slot < max(len(old_data), len(new_data))
     ]
     old_controls, new_controls = set(old) - set(old_data), set(new) - set(new_data)

@@ -72,7 +72,7 @@ class CalibratedStatistics:
         fetches = [str(site.x) if ":" in str(site.x) else f"{site.x}:0" for site in sites]
         with GraphRunner(graph_def) as runner:
             for batch in batches(inputs, batch_size):
-                for site, value in zip(sites, runner.run(fetches, batch)):
+                for site, value in zip(sites, runner.run(fetches, batch), strict=True):
                     moments[site.node].add(value, site.reduce_axes)
                 if progress is not None:
                     progress(len(next(iter(batch.values()))))

@@ -59,7 +59,7 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
     with GraphRunner(second.graph_def) as runner:
         other_values = runner.run([f"{n}:0" for n in other_names], feed)
     differences = []
-    for name, other, a, b in zip(names, other_names, values, other_values):
+    for name, other, a, b in zip(names, other_names, values, other_values, strict=True):
         if np.shape(a) != np.shape(b):
             raise GraphdocError(f"output {name} has shape {np.shape(a)} in one graph and {np.shape(b)} in the other")
         gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0

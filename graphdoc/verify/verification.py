@@ -85,7 +85,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
     except GraphdocError as error:
         return Check(name, None, f"the original graph does not run ({error})")
     worst, where = 0.0, ""
-    for fetch, a, b in zip(fetches, values_before, values_after):
+    for fetch, a, b in zip(fetches, values_before, values_after, strict=True):
         scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
         difference = float(np.max(np.abs(a - b))) / scale if np.shape(a) == np.shape(b) and np.size(a) else 0.0
         if np.shape(a) != np.shape(b):
