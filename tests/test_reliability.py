@@ -81,3 +81,10 @@ def test_custom_ops_are_scanned_as_opaque_and_named(tmp_path, capsys):
     assert "GD201" in out and "ops TensorFlow does not define: MyVendorScale" in out
     assert main(["scan", str(model), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["models"][0]["unknown_ops"] == ["MyVendorScale"]
+
+
+def test_a_model_that_would_not_fit_in_memory_is_refused_with_its_size(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("graphdoc.loading._available_memory", lambda: 10 * 2**20)  # a 10 MiB machine
+    assert main(["scan", str(SAMPLE)]) == 2
+    error = capsys.readouterr().err
+    assert "would need about" in error and "0.0 GiB is available" in error

@@ -34,6 +34,11 @@ def legacy_trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def legacy_v1_trained(tmp_path_factory):
+    return zoo.train_tf1(zoo.legacy_fused_batch_norm("FusedBatchNorm"), (8, 8, 3), tmp_path_factory.mktemp("v1"))
+
+
+@pytest.fixture(scope="module")
 def keras_trained(tmp_path_factory):
     return zoo.train_keras(zoo.keras_cnn(), (16, 16, 3), tmp_path_factory.mktemp("keras"))
 
@@ -57,7 +62,7 @@ def _fix_and_compare(tmp_path, pair, *options):
     return max(errors)
 
 
-@pytest.mark.parametrize("trained", ["slim_trained", "slim_unfused_trained", "legacy_trained"])
+@pytest.mark.parametrize("trained", ["slim_trained", "slim_unfused_trained", "legacy_trained", "legacy_v1_trained"])
 def test_tf1_checkpoint_supplies_the_pruned_statistics(request, tmp_path, trained):
     trained = request.getfixturevalue(trained)
     assert _fix_and_compare(tmp_path, trained.pair, "--checkpoint", trained.prefix) <= TOLERANCE
@@ -219,3 +224,27 @@ def test_calibrated_statistics_are_held_back_without_unsafe_fixes(tmp_path, caps
     error = capsys.readouterr().err
     assert "unsafe fix" in error and "--unsafe-fixes" in error and "conv1/BatchNorm" in error
     assert not output.exists()
+
+
+def test_an_ambiguous_match_is_reported_not_guessed(tmp_path):
+    import tensorflow as tf
+
+    from graphdoc.graph.view import Tensor
+    from graphdoc.rules.gd102_batch_moments_batchnorm import DecomposedBatchNormSite
+    from graphdoc.sources.checkpoint import CheckpointStatistics
+
+    graph = tf.Graph()
+    with graph.as_default():
+        for scope in ("bn", "bn_1"):  # a layer `bn_1`, and `bn` whose second call Keras would name bn_1
+            with tf.compat.v1.variable_scope(scope):
+                tf.compat.v1.get_variable("moving_mean", [4], initializer=tf.zeros_initializer())
+                tf.compat.v1.get_variable("moving_variance", [4], initializer=tf.ones_initializer())
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            prefix = tf.compat.v1.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    site = DecomposedBatchNormSite(
+        scope="", node="bn_1/moments/mean", layer="bn_1", channels=4, x=Tensor("x"), reduce_axes=(0,),
+        update_nodes=frozenset(),
+    )
+    found = CheckpointStatistics(__import__("pathlib").Path(prefix)).lookup(site)
+    assert isinstance(found, str) and found.startswith("ambiguous") and "bn_1" in found and "bn" in found
