@@ -73,7 +73,6 @@ class GraphView:
         self._positions = {name: index for index, name in enumerate(self.nodes)}
         self._inputs: dict[str, tuple[Tensor, ...]] = {}
         self._controls: dict[str, tuple[str, ...]] = {}
-        self._uses: dict[Tensor, list[Use]] = {}
         self._data_users: dict[str, list[str]] = {}
         self._control_users: dict[str, list[str]] = {}
         self._ref_text: dict[Tensor, str] = {}  # function bodies only: how each tensor is written
@@ -94,18 +93,13 @@ class GraphView:
         name = node.name
         data: list[Tensor] = []
         controls: list[str] = []
-        uses, data_users = self._uses, self._data_users
+        data_users = self._data_users
         for ref in node.input:
             if ref[0] == "^":
                 controls.append(ref[1:])
                 self._control_users.setdefault(ref[1:], []).append(name)
                 continue
             tensor = self._parse_data_ref(ref)
-            use = _new(Use, (name, len(data)))
-            if tensor in uses:
-                uses[tensor].append(use)
-            else:
-                uses[tensor] = [use]
             if tensor.node in data_users:
                 data_users[tensor.node].append(name)
             else:
@@ -178,8 +172,18 @@ class GraphView:
         return self._controls.get(name, ())
 
     def uses(self, tensor: Tensor) -> list[Use]:
-        """The data input slots that read `tensor`."""
-        return self._uses.get(tensor, [])
+        """The data input slots that read `tensor`.
+
+        Derived from the consumers of its node when asked: rules ask about a
+        few tensors, and keeping a list per tensor for all of them would cost
+        every load a tuple and a list per input.
+        """
+        return [
+            _new(Use, (consumer, slot))
+            for consumer in dict.fromkeys(self._data_users.get(tensor.node, ()))
+            for slot, read in enumerate(self._inputs[consumer])
+            if read == tensor
+        ]
 
     def consumers(self, name: str) -> list[str]:
         """The nodes that read any output of `name` as data, each once."""
@@ -357,10 +361,8 @@ class GraphView:
             node.input.extend(kept)
             remaining = tuple(c for c in self._controls[user] if c not in names)
             self._set_controls(user, remaining)
-        read = {tensor for name in names for tensor in self._inputs.get(name, ())}
-        for tensor in read:
-            self._uses[tensor] = [use for use in self._uses[tensor] if use.consumer not in names]
-        for producer in {tensor.node for tensor in read}:
+        read = {tensor.node for name in names for tensor in self._inputs.get(name, ())}
+        for producer in read:
             self._data_users[producer] = [user for user in self._data_users[producer] if user not in names]
         awaited = {control for name in names for control in self._controls.get(name, ())}
         for control in awaited:
@@ -469,11 +471,9 @@ class GraphView:
         self.__dict__.pop("networkx", None)
 
     def _record_use(self, tensor: Tensor, use: Use) -> None:
-        self._uses.setdefault(tensor, []).append(use)
         self._data_users.setdefault(tensor.node, []).append(use.consumer)
 
     def _forget_use(self, tensor: Tensor, use: Use) -> None:
-        self._uses[tensor].remove(use)
         self._data_users[tensor.node].remove(use.consumer)
 
     def _detach_inputs(self, name: str) -> None:

@@ -129,10 +129,12 @@ def _statistics(view: GraphView, site: FusedBatchNormSite, mean_updates, varianc
 
 
 def _other_readers_of_moments(view: GraphView, name: str, update_nodes: frozenset[str]) -> list[str]:
-    readers = []
-    for port in range(1, len(ops.OUTPUT_ARGS[view.op(name)])):
-        readers += [use.consumer for use in view.uses(Tensor(name, port)) if use.consumer not in update_nodes]
-    return readers
+    """Readers of outputs 1 and up (batch moments, reserve space) other than the update ops."""
+    return [
+        consumer
+        for consumer in view.consumers(name)
+        if consumer not in update_nodes and any(t.node == name and t.port > 0 for t in view.inputs(consumer))
+    ]
 
 
 def _channels(view: GraphView, scale: Tensor) -> int | None:
