@@ -20,18 +20,24 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from graphdoc import __version__, api
 from graphdoc.errors import FixError, GraphdocError
+from graphdoc.loading import GRAPHDEF_FORMATS
 from graphdoc.report.json_report import json_report
 from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
 from graphdoc.report.text import (
-    render_comparison, render_diff, render_fix, render_many, render_probe, render_scan, render_verification,
+    render_comparison,
+    render_diff,
+    render_fix,
+    render_many,
+    render_probe,
+    render_scan,
+    render_verification,
 )
 from graphdoc.rewrite.diff import node_changes
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE, select_rules
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.verify.inputs import parse_shapes
-from graphdoc.loading import GRAPHDEF_FORMATS
 from graphdoc.writing import write_atomically, write_graph_def
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -304,7 +310,12 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:
-    from graphdoc.report.neighbourhood import neighbourhood, render_neighbourhood, write_dot, write_svg
+    from graphdoc.report.neighbourhood import (
+        neighbourhood,
+        render_neighbourhood,
+        write_dot,
+        write_svg,
+    )
 
     model = _load(args.model, args)
     graph = neighbourhood(model.main, args.node, depth=args.depth)

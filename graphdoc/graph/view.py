@@ -45,7 +45,7 @@ class Use(NamedTuple):
 
 
 # tuple.__new__ skips the Python-level constructor NamedTuple generates: the
-# index creates one Tensor and one Use per input of every node.
+# index creates one Tensor per input of every node.
 _new = tuple.__new__
 _LARGEST_CONST_READ = 1 << 20
 
@@ -271,8 +271,8 @@ class GraphView:
             raise EditError(f"cannot rewire {name}: {tensor} does not exist")
         node = self.nodes[name]
         node.input[slot] = self.ref_text(tensor)  # data inputs precede control inputs
-        self._forget_use(self._inputs[name][slot], Use(name, slot))
-        self._record_use(tensor, Use(name, slot))
+        self._forget_reader(self._inputs[name][slot], name)
+        self._record_reader(tensor, name)
         inputs = list(self._inputs[name])
         inputs[slot] = tensor
         self._inputs[name] = tuple(inputs)
@@ -470,15 +470,15 @@ class GraphView:
         self.__dict__.pop("_names_by_op", None)
         self.__dict__.pop("networkx", None)
 
-    def _record_use(self, tensor: Tensor, use: Use) -> None:
-        self._data_users.setdefault(tensor.node, []).append(use.consumer)
+    def _record_reader(self, tensor: Tensor, reader: str) -> None:
+        self._data_users.setdefault(tensor.node, []).append(reader)
 
-    def _forget_use(self, tensor: Tensor, use: Use) -> None:
-        self._data_users[tensor.node].remove(use.consumer)
+    def _forget_reader(self, tensor: Tensor, reader: str) -> None:
+        self._data_users[tensor.node].remove(reader)
 
     def _detach_inputs(self, name: str) -> None:
-        for slot, tensor in enumerate(self._inputs[name]):
-            self._forget_use(tensor, Use(name, slot))
+        for tensor in self._inputs[name]:
+            self._forget_reader(tensor, name)
         for control in self._controls.pop(name, ()):
             self._control_users[control].remove(name)
         self._inputs[name] = ()

@@ -12,7 +12,6 @@ from graphdoc.graph.model import Model
 from graphdoc.rewrite import FixReport
 from graphdoc.rules import RULES_BY_CODE, Finding
 
-
 # A terminal report of thousands of identical findings helps no one (and takes
 # rich seconds to lay out); JSON and SARIF always list everything.
 MAX_SHOWN_PER_RULE = 50

@@ -15,7 +15,10 @@ from graphdoc.errors import FixError
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import EditError
 from graphdoc.proto import GraphDef
-from graphdoc.rewrite.control_flow import fold_constant_control_flow, remove_unused_functions
+from graphdoc.rewrite.control_flow import (
+    fold_constant_control_flow,
+    remove_unused_functions,
+)
 from graphdoc.rewrite.lint import lint
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rewrite.prune import prune

@@ -10,7 +10,13 @@ from graphdoc.graph.edits import RedirectUses, RemoveNodes
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.statistics import BatchNormSite, MovingStatistics, find_update_ops, locate_moving_statistics, scope_of
+from graphdoc.rules.statistics import (
+    BatchNormSite,
+    MovingStatistics,
+    find_update_ops,
+    locate_moving_statistics,
+    scope_of,
+)
 
 _BATCH_AXIS = 0
 
