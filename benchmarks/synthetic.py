@@ -69,6 +69,8 @@ def _const(graph: GraphDef, name: str, value: np.ndarray) -> None:
     node.attr["value"].tensor.CopyFrom(make_tensor_proto(value))
 
 
+# Written here rather than with graphdoc's own helpers: the graphs that measure graphdoc
+# should not be built by the code under measurement.
 def _node(graph: GraphDef, name: str, op: str, inputs: list[str], **attrs) -> None:
     node = graph.node.add(name=name, op=op)
     node.input.extend(inputs)
