@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -233,6 +234,37 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def _fix(args: argparse.Namespace, console: Console) -> int:
+    overwrites_input = _check_fix_arguments(args)
+    model = _load(args.model, args)
+    # A GraphDef file is cheap to read again, so it is fixed in place (no copy
+    # of its weights in memory) and read again only if the original is needed.
+    in_place = model.format in GRAPHDEF_FORMATS
+    with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
+        report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
+                         batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
+                         in_place=in_place)
+    original = functools.cache(lambda: api.load(args.model) if in_place else model)
+    verification = _verify(original, report, args) if report.changed and not args.dry_run else None
+    if verification is not None and not verification.passed:
+        render_verification(console, verification)
+        failure = verification.failures()[0]
+        raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
+    changes = node_changes(original(), report.fixed) if args.diff else None  # before --in-place overwrites it
+    if not args.dry_run:
+        _write_fix(report, args, overwrites_input=overwrites_input)
+    render_fix(console, model, report, None if args.dry_run else str(args.output))
+    if changes is not None:
+        render_diff(console, changes)
+    if verification is not None:
+        render_verification(console, verification)
+    elif report.changed and not args.no_verify and not args.dry_run:
+        console.print("verification skipped: TensorFlow is not installed (pip install 'graphdoc-tf[tf]')",
+                      style="yellow")
+    return EXIT_FINDINGS if report.remaining or report.held_back else EXIT_CLEAN
+
+
+def _check_fix_arguments(args: argparse.Namespace) -> bool:
+    """Refuse what cannot work before loading anything; returns whether the input is overwritten."""
     if args.in_place:
         args.output = args.output or args.model
     if args.output is None and not args.dry_run:
@@ -240,50 +272,35 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     overwrites_input = args.output is not None and args.output.resolve() == args.model.resolve()
     if overwrites_input and not args.in_place:
         raise GraphdocError("-o names the input file; write to a new path, or pass --in-place to keep a backup")
+    if overwrites_input and args.model.is_dir():
+        raise GraphdocError("--in-place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb with -o")
     if args.output is not None and not args.output.parent.is_dir():
         raise GraphdocError(f"cannot write {args.output}: the directory {args.output.parent} does not exist")
     if args.calibrate is not None and not args.calibrate.exists():
         raise GraphdocError(f"--calibrate {args.calibrate}: no such file or directory")
     if args.checkpoint is not None and not (args.checkpoint.exists() or Path(f"{args.checkpoint}.index").exists()):
         raise GraphdocError(f"--checkpoint {args.checkpoint}: neither a checkpoint prefix nor a directory")
-    if overwrites_input and args.model.is_dir():
-        raise GraphdocError("--in-place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb with -o")
-    model = _load(args.model, args)
-    # A GraphDef file is cheap to read again, so it is fixed in place (no copy
-    # of its weights in memory) and re-read only if the original is needed.
-    in_place = model.format in GRAPHDEF_FORMATS
-    with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
-        report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
-                         batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
-                         in_place=in_place)
-    original = (lambda: api.load(args.model)) if in_place else (lambda: model)
-    verification = None
-    if report.changed and not args.no_verify and not args.dry_run and _tensorflow_installed():
-        from graphdoc.verify.verification import verify
+    return overwrites_input
 
-        with _status("verifying the fixed graph"):
-            verification = verify(original(), report, data=args.inputs, shapes=parse_shapes(args.input_shape),
-                                  allow_unsafe=args.allow_unsafe_ops)
-        if not verification.passed:
-            render_verification(console, verification)
-            failure = verification.failures()[0]
-            raise FixError(f"the fixed graph failed verification ({failure.name}: {failure.detail}); nothing was written")
-    if not args.dry_run:
-        if overwrites_input and report.changed:
-            write_atomically(args.model.read_bytes(), args.model.with_name(args.model.name + ".bak"))
-        if report.changed:
-            write_graph_def(report.fixed.graph_def, args.output)
-        else:
-            write_atomically(args.model.read_bytes(), args.output)
-    render_fix(console, model, report, None if args.dry_run else str(args.output))
-    if args.diff:
-        render_diff(console, node_changes(original(), report.fixed))
-    if verification is not None:
-        render_verification(console, verification)
-    elif report.changed and not args.no_verify and not args.dry_run:
-        console.print("verification skipped: TensorFlow is not installed (pip install 'graphdoc-tf[tf]')",
-                      style="yellow")
-    return EXIT_FINDINGS if report.remaining or report.held_back else EXIT_CLEAN
+
+def _verify(original, report, args: argparse.Namespace):
+    """Run the fixed graph against the original, when asked and TensorFlow is there."""
+    if args.no_verify or not _tensorflow_installed():
+        return None
+    from graphdoc.verify.verification import verify
+
+    with _status("verifying the fixed graph"):
+        return verify(original(), report, data=args.inputs, shapes=parse_shapes(args.input_shape),
+                      allow_unsafe=args.allow_unsafe_ops)
+
+
+def _write_fix(report, args: argparse.Namespace, *, overwrites_input: bool) -> None:
+    if not report.changed:  # nothing fixed: the input, byte for byte
+        write_atomically(args.model.read_bytes(), args.output)
+        return
+    if overwrites_input:
+        write_atomically(args.model.read_bytes(), args.model.with_name(args.model.name + ".bak"))
+    write_graph_def(report.fixed.graph_def, args.output)
 
 
 # -- probe, compare, show, rule ---------------------------------------------------------------

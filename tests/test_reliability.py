@@ -31,10 +31,11 @@ def test_a_write_killed_midway_leaves_the_previous_output_and_no_temporary_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.pb"]
 
 
-def test_in_place_keeps_a_backup(tmp_path):
+def test_in_place_keeps_a_backup(tmp_path, capsys):
     model = tmp_path / "model.pb"
     model.write_bytes(SAMPLE.read_bytes())
-    assert main(["fix", str(model), "--in-place", "--no-verify"]) == 0
+    assert main(["fix", str(model), "--in-place", "--no-verify", "--diff"]) == 0
+    assert "~ conv1/BatchNorm/FusedBatchNormV3" in capsys.readouterr().out  # diffed against the original
     assert (tmp_path / "model.pb.bak").read_bytes() == SAMPLE.read_bytes()
     assert model.read_bytes() != SAMPLE.read_bytes()
     assert main(["scan", str(model)]) == 0
