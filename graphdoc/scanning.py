@@ -12,14 +12,9 @@ def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Findin
     """Every finding of `rules` in the main graph and in each library function, sorted."""
     instances = [rule() for rule in rules]
     findings = [finding for view in model.views for rule in instances for finding in rule.check(view, model)]
-    # Graph order (main graph first, then functions; producers before consumers
-    # as the file lists them), so the report reads from input to output.
-    order = {view.scope: index for index, view in enumerate(model.views)}
-
-    def position(finding: Finding) -> tuple:
-        return (finding.code, order.get(finding.scope, 0), model.view(finding.scope).position(finding.node))
-
-    return sorted(_credit_structural_fixes(findings), key=position)
+    # By code, then in the order the rules found them: graph by graph, in file
+    # order (producers before consumers), so the report reads from input to output.
+    return sorted(_credit_structural_fixes(findings), key=lambda finding: finding.code)
 
 
 def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:

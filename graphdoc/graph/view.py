@@ -66,11 +66,12 @@ class GraphView:
         self.args: dict[str, object] = {}
         if function is not None:
             self.args = {arg.name: arg for arg in function.signature.input_arg}
+        nodes = self.nodes
         for node in node_defs:
-            if node.name in self.nodes:
-                self.duplicates.append(node.name)
-            self.nodes[node.name] = node
-        self._positions = {name: index for index, name in enumerate(self.nodes)}
+            name = node.name  # each access converts a protobuf string
+            if name in nodes:
+                self.duplicates.append(name)
+            nodes[name] = node
         self._inputs: dict[str, tuple[Tensor, ...]] = {}
         self._controls: dict[str, tuple[str, ...]] = {}
         self._data_users: dict[str, list[str]] = {}
@@ -148,12 +149,18 @@ class GraphView:
     def ops_of(self, op_types: frozenset[str] | set[str]) -> list[str]:
         """Names of the nodes whose op is one of `op_types`, in file order."""
         by_op = self._names_by_op
-        found = [name for op in op_types for name in by_op.get(op, ()) if name in self.nodes]
-        return found if len(op_types) == 1 else sorted(found, key=self.position)
+        present = [op for op in op_types if op in by_op]
+        found = [name for op in present for name in by_op[op] if name in self.nodes]
+        return found if len(present) <= 1 else sorted(found, key=self.position)
 
     def position(self, name: str) -> int:
         """Where `name` stood in the file; nodes added later come after all others."""
         return self._positions.get(name, len(self._positions))
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        # Only sorting across op types needs it; most scans never do.
+        return {name: index for index, name in enumerate(self.nodes)}
 
     @cached_property
     def _names_by_op(self) -> dict[str, list[str]]:
