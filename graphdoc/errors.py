@@ -2,9 +2,7 @@
 
 
 class GraphdocError(Exception):
-    """A problem with the user's input or request, explained in one sentence."""
-
-    exit_code = 2
+    """A problem with the user's input or request, explained in one sentence (exit code 2)."""
 
 
 class LoadError(GraphdocError):

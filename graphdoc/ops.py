@@ -82,8 +82,6 @@ IF_OPS = frozenset({"If", "StatelessIf"})
 LOOP_BACK_EDGE_OPS = frozenset({"NextIteration", "RefNextIteration"})
 PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderWithDefault"})
 
-VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
-
 # Ops that pass a tensor through unchanged (for following data flow).
 PASS_THROUGH_OPS = frozenset({"Identity", "StopGradient", "ReadVariableOp", "Snapshot"})
 

@@ -1,7 +1,7 @@
 """Small graph edits, as data: what a fix is made of.
 
 Rules never mutate a graph. A fix is a tuple of these edits; the rewriter
-applies them to a copy of the GraphDef through the view's checked operations.
+applies them through the view's checked operations, to a copy or in place.
 Each edit names its scope: "" for the main graph, else a library function.
 """
 
@@ -24,9 +24,6 @@ class SetAttr:
     def apply(self, view: GraphView) -> None:
         view.set_attr(self.node, self.key, self.value)
 
-    def describe(self) -> str:
-        return f"{self.node}: set {self.key} = {self.value!r}"
-
 
 @dataclass(frozen=True)
 class SetInput:
@@ -38,9 +35,6 @@ class SetInput:
     def apply(self, view: GraphView) -> None:
         view.set_input(self.node, self.slot, self.tensor)
 
-    def describe(self) -> str:
-        return f"{self.node}: input {self.slot} <- {self.tensor}"
-
 
 @dataclass(frozen=True)
 class RedirectUses:
@@ -50,9 +44,6 @@ class RedirectUses:
 
     def apply(self, view: GraphView) -> None:
         view.redirect_uses(self.old, self.new)
-
-    def describe(self) -> str:
-        return f"readers of {self.old} now read {self.new}"
 
 
 @dataclass(frozen=True)
@@ -64,9 +55,6 @@ class MakeIdentity:
     def apply(self, view: GraphView) -> None:
         view.make_identity(self.node, self.tensor)
 
-    def describe(self) -> str:
-        return f"{self.node}: becomes Identity({self.tensor})"
-
 
 @dataclass(frozen=True)
 class RemoveNodes:
@@ -75,11 +63,6 @@ class RemoveNodes:
 
     def apply(self, view: GraphView) -> None:
         view.remove_nodes(self.names)
-
-    def describe(self) -> str:
-        return f"remove {len(self.names)} node(s): {', '.join(sorted(self.names)[:3])}" + (
-            ", ..." if len(self.names) > 3 else ""
-        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +74,6 @@ class AddConst:
     def apply(self, view: GraphView) -> None:
         view.add_const(self.name, self.value)
 
-    def describe(self) -> str:
-        return f"add constant {self.name} {tuple(self.value.shape)}"
-
 
 @dataclass(frozen=True)
 class MakeConst:
@@ -103,9 +83,6 @@ class MakeConst:
 
     def apply(self, view: GraphView) -> None:
         view.make_const(self.node, np.asarray(self.value, dtype=np.bool_ if isinstance(self.value, bool) else np.float32))
-
-    def describe(self) -> str:
-        return f"{self.node}: becomes the constant {self.value!r}"
 
 
 Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst
