@@ -27,7 +27,6 @@ from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
 from graphdoc.report.text import (
     render_comparison,
-    render_diff,
     render_fix,
     render_many,
     render_probe,
@@ -252,12 +251,9 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     changes = node_changes(original(), report.fixed) if args.diff else None  # before --in-place overwrites it
     if not args.dry_run:
         _write_fix(report, args, overwrites_input=overwrites_input)
-    render_fix(console, model, report, None if args.dry_run else str(args.output))
-    if changes is not None:
-        render_diff(console, changes)
-    if verification is not None:
-        render_verification(console, verification)
-    elif report.changed and not args.no_verify and not args.dry_run:
+    render_fix(console, model, report, None if args.dry_run else str(args.output), changes=changes,
+               verification=verification)
+    if verification is None and report.changed and not args.no_verify and not args.dry_run:
         console.print("verification skipped: TensorFlow is not installed (pip install 'graphdoc-tf[tf]')",
                       style="yellow")
     return EXIT_FINDINGS if report.remaining or report.held_back else EXIT_CLEAN

@@ -23,7 +23,11 @@ def render_scan(console: Console, model: Model, findings: list[Finding], outputs
     console.print(_scan_summary(findings))
 
 
-def render_fix(console: Console, model: Model, report: FixReport, destination: str | None) -> None:
+def render_fix(
+    console: Console, model: Model, report: FixReport, destination: str | None, *, changes=None, verification=None
+) -> None:
+    """The fix report: what was fixed, held back or not fixed, op counts, the node-by-node
+    changes and the verification when given, and the summary last."""
     console.print(_header(model, report.outputs, inferred=False, size=report.size_before))
     if report.applied:
         console.print(Text("\nFixed", style="bold green"))
@@ -34,12 +38,16 @@ def render_fix(console: Console, model: Model, report: FixReport, destination: s
     if report.not_fixable:
         console.print(Text("\nNot fixed", style="bold red"))
         _render_groups(console, report.not_fixable)
-    changes = report.op_changes()
-    if changes:
-        table = _table("Op counts", ("Op", "Change", "Before", "After"))
-        for op, before, after in changes:
+    op_changes = report.op_changes()
+    if op_changes:
+        table = _table("\nOp counts", ("Op", "Change", "Before", "After"))
+        for op, before, after in op_changes:
             table.add_row(op, f"{after - before:+d}", str(before), str(after))
         console.print(table)
+    if changes is not None:
+        render_diff(console, changes)
+    if verification is not None:
+        render_verification(console, verification)
     console.print(_fix_summary(report, destination))
 
 
@@ -187,7 +195,7 @@ def render_probe(console: Console, model: Model, report) -> None:
 
 
 def render_verification(console: Console, verification) -> None:
-    table = _table("Verification", ("Check", "Result", "Detail"))
+    table = _table("\nVerification", ("Check", "Result", "Detail"))
     for check in verification.checks:
         result = {True: Text("passed", style="green"), False: Text("FAILED", style="bold red"),
                   None: Text("not run", style="yellow")}[check.passed]
