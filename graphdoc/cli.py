@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from graphdoc import __version__, api
 from graphdoc.errors import FixError, GraphdocError
-from graphdoc.loading import GRAPHDEF_FORMATS
+from graphdoc.loading import GRAPHDEF_FORMATS, is_model_directory
 from graphdoc.report.json_report import json_report
 from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
@@ -218,7 +218,7 @@ def _expand(paths: list[Path]) -> list[Path]:
     """Models named on the command line; a directory that is not itself a model holds models."""
     found: list[Path] = []
     for path in paths:
-        if not path.is_dir() or (path / "saved_model.pb").is_file() or (path / "checkpoint").is_file():
+        if not path.is_dir() or is_model_directory(path):
             found.append(path)
             continue
         models = sorted(p for p in path.rglob("*") if p.suffix in (".pb", ".pbtxt") and p.name != "saved_model.pb")

@@ -36,7 +36,7 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
     """Load a model: a frozen GraphDef (binary or text), a SavedModel directory
     (one signature, frozen), or a TF1 checkpoint with its .meta (frozen for `outputs`)."""
     path = Path(path)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
+    if is_saved_model(path):
         return _load_saved_model(path, signature)
     if _is_checkpoint(path):
         return _load_checkpoint(path, outputs)
@@ -118,6 +118,15 @@ def _check_structure(model: Model) -> None:
         raise LoadError(
             f"{model.path}: the graph has a cycle outside a while loop ({' -> '.join(cycle[:4])}); TensorFlow cannot run it"
         )
+
+
+def is_saved_model(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def is_model_directory(path: Path) -> bool:
+    """A directory that is one model (a SavedModel, or a checkpoint directory), not a folder of models."""
+    return is_saved_model(path) or (path.is_dir() and _is_checkpoint(path))
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -115,7 +115,7 @@ def _inline(view: GraphView, call: str, function: FunctionDef, arguments: tuple[
     def outside(tensor: Tensor) -> Tensor:
         return bound[tensor.node] if tensor.node in bound else Tensor(prefix + tensor.node, tensor.port)
 
-    for name in _body_order(body):
+    for name in body.topological_order():  # producers first: add_node needs its inputs
         node = NodeDef()
         node.CopyFrom(body.nodes[name])
         node.name = prefix + name
@@ -126,25 +126,6 @@ def _inline(view: GraphView, call: str, function: FunctionDef, arguments: tuple[
     for index, result in enumerate(body.returns):
         view.redirect_uses(Tensor(call, index), outside(result))
     view.remove_nodes({call})
-
-
-def _body_order(body: GraphView) -> list[str]:
-    """The function's nodes with producers before consumers."""
-    order, placed = [], set()
-    for start in body.nodes:
-        stack = [(start, False)]
-        while stack:
-            name, ready = stack.pop()
-            if name in placed or name not in body.nodes:
-                continue
-            if ready:
-                placed.add(name)
-                order.append(name)
-                continue
-            stack.append((name, True))
-            stack.extend((t.node, False) for t in body.inputs(name) if t.node not in placed)
-            stack.extend((c, False) for c in body.control_inputs(name) if c not in placed)
-    return order
 
 
 def remove_unused_functions(model: Model) -> int:

@@ -18,7 +18,7 @@ _DT_BOOL = 10
 
 def graph_inputs(model: Model) -> list[str]:
     """The Placeholders of the main graph: what must be fed (placeholders with defaults need not)."""
-    return [name for name in model.main.ops_of({"Placeholder"})]
+    return model.main.ops_of({"Placeholder"})
 
 
 def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
