@@ -1,3 +1,3 @@
-from graphdoc.cli import main
+from graphdoc.cli import run
 
-raise SystemExit(main())
+run()

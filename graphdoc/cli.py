@@ -7,6 +7,7 @@ input or usage. Reports go to stdout (or -o); errors and progress to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import contextlib
 import functools
 import importlib.util
@@ -49,6 +50,12 @@ _MODEL_HELP = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One command, then exit: the cyclic collector would walk the model's
+    # millions of objects again and again for garbage this run hardly makes
+    # (measured: a third of a scan at a million nodes). Reference counting
+    # still frees everything else.
+    collecting = gc.isenabled()
+    gc.disable()
     args = _parser().parse_args(argv)
     console = Console()
     try:
@@ -58,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"graphdoc: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if collecting:  # called as a function (tests, scripts), not as the command
+            gc.enable()
+
+
+def run() -> None:
+    """The `graphdoc` command: main(), then exit at once.
+
+    Freeing a million-node model object by object takes more than a second;
+    the operating system takes the whole process back at once. Everything
+    graphdoc writes is flushed (files atomically, before this point).
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # -- arguments ------------------------------------------------------------------------------

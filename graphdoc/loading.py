@@ -65,16 +65,15 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
 
 def _check_input_counts(model: Model) -> None:
     for view in model.views:
-        for op, (fewest, most) in ops.INPUT_COUNTS.items():
-            for name in view.ops_of({op}):
-                count = len(view.inputs(name))
-                if count < fewest or (most is not None and count > most):
-                    where = f" in function {view.scope}" if view.scope else ""
-                    expected = fewest if fewest == most else f"at least {fewest}"
-                    raise LoadError(
-                        f"{model.path}: node {name}{where} ({op}) has {count} data input(s), but {op} "
-                        f"takes {expected}; TensorFlow would not import it"
-                    )
+        for name, count in view.input_count_outliers(ops.INPUT_COUNTS)[:1]:
+            op = view.op(name)
+            fewest, most = ops.INPUT_COUNTS[op]
+            where = f" in function {view.scope}" if view.scope else ""
+            expected = fewest if fewest == most else f"at least {fewest}"
+            raise LoadError(
+                f"{model.path}: node {name}{where} ({op}) has {count} data input(s), but {op} "
+                f"takes {expected}; TensorFlow would not import it"
+            )
 
 
 def _refuse_sizes_that_cannot_load(path: Path) -> None:

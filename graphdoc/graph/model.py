@@ -49,7 +49,7 @@ class Model:
         from graphdoc.ops import tensorflow_ops
 
         known = tensorflow_ops() | {f.signature.name for f in self.graph_def.library.function}
-        used = {node.op for view in self.views for node in view.nodes.values()}
+        used = {op for view in self.views for op in view.op_counts()}
         return sorted(used - known)
 
     def view(self, scope: str) -> GraphView:

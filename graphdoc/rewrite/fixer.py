@@ -75,7 +75,7 @@ def fix(
     output_names = resolve_outputs(model.main, outputs)
     findings = scan(model) if findings is None else findings
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
-    ops_before = op_counts(model.graph_def)
+    ops_before = op_counts(model)
     nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
     working = model if in_place else copy_model(model)
     pruned = 0
@@ -113,7 +113,7 @@ def fix(
         remaining=scan(fixed),
         ops_before=ops_before,
         size_before=nodes_before,
-        ops_after=op_counts(fixed.graph_def),
+        ops_after=op_counts(fixed),
         pruned=pruned,
     )
 
@@ -125,9 +125,10 @@ def _prune(model: Model, outputs: list[str]) -> int:
     return pruned
 
 
-def op_counts(graph_def: GraphDef) -> Counter:
-    counts = Counter(node.op for node in graph_def.node)
-    for function in graph_def.library.function:
+def op_counts(model: Model) -> Counter:
+    """Nodes per op in the main graph and every library function (called or not)."""
+    counts = model.main.op_counts()
+    for function in model.graph_def.library.function:
         counts.update(node.op for node in function.node_def)
     return counts
 

@@ -19,7 +19,6 @@ from graphdoc.errors import GraphdocError
 from graphdoc.graph.edits import RemoveNodes
 from graphdoc.graph.model import Model
 from graphdoc.proto import GraphDef
-from graphdoc.rewrite.prune import needed_by
 from graphdoc.rules import Finding
 from graphdoc.rules.statistics import BatchNormSite
 from graphdoc.sources import Statistics
@@ -102,8 +101,9 @@ def _calibration_graph(model: Model, findings: list[Finding], sites: list[BatchN
     for site in sites:
         if site.update_nodes:
             RemoveNodes(site.scope, site.update_nodes).apply(graph.main)
-    keep = needed_by(graph.main, [site.x.node for site in sites])
-    graph.main.keep_only(keep)
+    inputs = [site.x.node for site in sites]
+    keep = graph.main.needed_by(inputs)
+    graph.main.keep_only_needed_by(inputs)
     graph.main.compact()
     placeholders = [name for name in keep if graph.main.op(name) == "Placeholder"]
     return graph.graph_def, placeholders

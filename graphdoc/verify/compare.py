@@ -65,4 +65,4 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
         gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0
         scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
         differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
-    return Comparison(differences, op_counts(first.graph_def), op_counts(second.graph_def), batch)
+    return Comparison(differences, op_counts(first), op_counts(second), batch)

@@ -22,7 +22,6 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.ops import MERGE_OPS, SWITCH_OPS
 from graphdoc.rewrite.outputs import infer_outputs
-from graphdoc.rewrite.prune import needed_by
 from graphdoc.rules import Finding
 from graphdoc.verify.inputs import samples
 from graphdoc.verify.safety import refuse_unsafe
@@ -80,7 +79,7 @@ def probe(
     batch_a = {name: array[:BATCH] for name, array in inputs.items()}
     batch_b = {name: np.concatenate([array[BATCH:], array[:1]]) for name, array in inputs.items()}
     # Only what the outputs compute: a leftover random op that feeds nothing is no divergence.
-    wanted = needed_by(view, outputs or infer_outputs(view)) - _inside_branches(view)
+    wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view)
     with GraphRunner(model.graph_def) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         runs = [runner.run(fetches, feed) for feed in (alone, batch_a, batch_a, batch_b)]
