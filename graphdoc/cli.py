@@ -7,9 +7,9 @@ input or usage. Reports go to stdout (or -o); errors and progress to stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import contextlib
 import functools
+import gc
 import importlib.util
 import os
 import sys
