@@ -84,11 +84,13 @@ class GraphView:
             self.args = {arg.name: arg for arg in function.signature.input_arg}
         self._ref_text: dict[Tensor, str] = {}  # function bodies only: how each tensor is written
         # The overlay: nodes whose inputs were edited (or that were added), and
-        # their reads, by producer id.
+        # their reads, by producer id: {producer: {reader: how many inputs}}.
+        # Edits come in batches, so the reads are recorded when next asked for.
         self._edited: dict[int, tuple[tuple[Tensor, ...], tuple[str, ...]]] = {}
-        # producer id -> {reader id: how many of its inputs read the producer}
         self._edited_data_readers: dict[int, dict[int, int]] = {}
         self._edited_control_readers: dict[int, dict[int, int]] = {}
+        self._recorded: dict[int, tuple[list[int], list[int]]] = {}  # what each edited node's reads were recorded as
+        self._unrecorded: set[int] = set()
         self._ops_of_cache: dict[frozenset[str], list[str]] = {}
         self._edited_edge_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # The data inputs of loaded nodes as rules asked for them: they never
@@ -109,7 +111,7 @@ class GraphView:
         # The hot path of loading: the fields are read in one pass (each read
         # costs about half a microsecond), and the rest is dictionary lookups
         # and array operations.
-        names, op_names, refs, counts = _read_fields(node_defs)
+        names, self._op_codes, self._op_names, refs, counts = _read_fields(node_defs)
         count = len(names)
         self._names: list[str] = names
         self._ids: dict[str, int] = {name: index for index, name in enumerate(names)}
@@ -118,17 +120,14 @@ class GraphView:
         self.duplicates: list[str] = []
         if len(self._ids) < count:
             self._mark_duplicates()
-        self._op_names: list[str] = list(dict.fromkeys(op_names))
         self._op_code_of: dict[str, int] = {op: code for code, op in enumerate(self._op_names)}
-        self._op_codes = array("i", map(self._op_code_of.__getitem__, op_names))
-        del op_names
         self._store = _NodeStore(node_defs, count)
         producers, ports = self._parse_refs(refs)
         del refs
         for name in self.args:
             self._id_for(name)
         self._base_nodes = count
-        self._base_start = array("q", [0])
+        self._base_start = array("i", [0])
         self._base_start.extend(accumulate(counts))
         self._base_producer = array("i", producers)
         self._base_port = array("i", ports)
@@ -277,7 +276,7 @@ class GraphView:
                 for k in range(start[index], start[index + 1])
                 if ports[k] == port and alive[readers[k]] and readers[k] not in edited
             ]
-        for reader in self._edited_data_readers.get(index, {}):
+        for reader in self._overlay(control=False).get(index, {}):
             if alive[reader]:
                 found += [_new(Use, (names[reader], slot)) for slot, read in enumerate(edited[reader][0]) if read == tensor]
         return found
@@ -307,8 +306,7 @@ class GraphView:
         found = []
         if index + 1 < len(start):
             found = [reader for reader in readers[start[index] : start[index + 1]] if alive[reader] and reader not in edited]
-        overlay = self._edited_control_readers if control else self._edited_data_readers
-        for reader, count in overlay.get(index, {}).items():
+        for reader, count in self._overlay(control=control).get(index, {}).items():
             if alive[reader]:
                 found.extend((reader,) * count)
         return found
@@ -339,10 +337,10 @@ class GraphView:
     @cached_property
     def _base_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(producer, port, owner) of every input of the nodes as loaded."""
-        counts = np.diff(np.frombuffer(self._base_start, dtype=np.int64))
-        owner = np.repeat(np.arange(self._base_nodes, dtype=np.int64), counts)
-        producer = np.frombuffer(self._base_producer, dtype=np.int32).astype(np.int64)
-        return producer, np.frombuffer(self._base_port, dtype=np.int32).astype(np.int64), owner
+        counts = np.diff(np.frombuffer(self._base_start, dtype=np.int32))
+        owner = np.repeat(np.arange(self._base_nodes, dtype=np.int32), counts)
+        # Views of the loaded arrays, which are never resized (a rebase replaces them).
+        return np.frombuffer(self._base_producer, dtype=np.int32), np.frombuffer(self._base_port, dtype=np.int32), owner
 
     def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(producer, port, reader) ids of every input of every live node, loaded or edited."""
@@ -366,9 +364,9 @@ class GraphView:
     def _edited_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(producer, port, reader) ids of the inputs of the edited nodes; kept until the next edit."""
         if self._edited_edge_arrays is None:
-            ids, edited = self._ids, self._edited
-            producers = [ids[tensor.node] for data, _ in edited.values() for tensor in data]
-            producers += [ids[control] for _, controls in edited.values() for control in controls]
+            id_for, edited = self._id_for, self._edited
+            producers = [id_for(tensor.node) for data, _ in edited.values() for tensor in data]
+            producers += [id_for(control) for _, controls in edited.values() for control in controls]
             ports = [tensor.port for data, _ in edited.values() for tensor in data]
             owners = [index for index, (data, _) in edited.items() for _ in data]
             owners += [index for index, (_, controls) in edited.items() for _ in controls]
@@ -667,6 +665,7 @@ class GraphView:
         self._store.keep_live(alive)
         del self._container[len(self._store.order):]
         self._ops_changed()
+        self._rebase()
 
     def topological_order(self) -> list[str]:
         """Producers before consumers; file order for a graph with a TF1 while loop (a cycle)."""
@@ -734,15 +733,43 @@ class GraphView:
     # -- index bookkeeping ----------------------------------------------------
 
     def _set_inputs(self, index: int, data: tuple[Tensor, ...], controls: tuple[str, ...]) -> None:
-        """Record the inputs of node `index` in the overlay (its loaded ones no longer count)."""
-        previous = self._edited.get(index)
-        if previous is not None:
-            _forget(self._edited_data_readers, [self._ids[tensor.node] for tensor in previous[0]], index)
-            _forget(self._edited_control_readers, [self._ids[control] for control in previous[1]], index)
+        """Give node `index` these inputs in the overlay (its loaded ones no longer count)."""
         self._edited[index] = (data, controls)
+        self._unrecorded.add(index)
         self._edited_edge_arrays = None
-        _record(self._edited_data_readers, [self._id_for(tensor.node) for tensor in data], index)
-        _record(self._edited_control_readers, [self._id_for(control) for control in controls], index)
+
+    def _overlay(self, *, control: bool) -> dict[int, dict[int, int]]:
+        """The edited nodes' reads by producer, brought up to date."""
+        if self._unrecorded:
+            id_for = self._id_for
+            for index in self._unrecorded:
+                data, controls = self._recorded.pop(index, ((), ()))
+                _forget(self._edited_data_readers, data, index)
+                _forget(self._edited_control_readers, controls, index)
+                data, controls = self._edited[index]
+                reads = [id_for(tensor.node) for tensor in data], [id_for(control) for control in controls]
+                _record(self._edited_data_readers, reads[0], index)
+                _record(self._edited_control_readers, reads[1], index)
+                self._recorded[index] = reads
+            self._unrecorded.clear()
+        return self._edited_control_readers if control else self._edited_data_readers
+
+    def _rebase(self) -> None:
+        """Make the current edges the loaded ones: an empty overlay makes every later query cheap."""
+        producer, port, owner = self._edges()
+        order = np.argsort(owner, kind="stable")
+        start = np.zeros(len(self._names) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(self._names)), out=start[1:])
+        self._base_nodes = len(self._names)
+        self._base_start = _array(start)
+        self._base_producer = _array(producer[order])
+        self._base_port = _array(port[order])
+        for overlay in (self._edited, self._edited_data_readers, self._edited_control_readers, self._recorded,
+                        self._unrecorded, self._loaded_inputs):
+            overlay.clear()
+        self._edited_edge_arrays = None
+        for derived in ("_base_edges", "_base_data_readers", "_base_control_readers"):
+            self.__dict__.pop(derived, None)
 
     def _set_op(self, index: int, op: str) -> None:
         self._op_codes[index] = self._op_code(op)
@@ -919,29 +946,29 @@ def _forget(readers: dict[int, dict[int, int]], producers: list[int], reader: in
             counts[reader] -= 1
 
 
-def _read_fields(node_defs: Iterable[NodeDef]) -> tuple[list[str], list[str], list[str], list[int]]:
-    """Names, ops, every input reference (flat) and the input count of each node, in one pass.
+def _read_fields(node_defs: Iterable[NodeDef]) -> tuple[list[str], array, list[str], list[str], list[int]]:
+    """Names, op codes, op names (by code), every input reference (flat) and each node's input count.
 
     One pass touches each NodeDef once: reading the fields in separate passes
     made (and kept) a Python wrapper per NodeDef and per input field, about
-    twice the time and 400 MB more at a million nodes.
+    twice the time and 400 MB more at a million nodes. Ops are coded as they
+    are read, so a million op strings never exist at once.
     """
     names: list[str] = []
-    op_names: list[str] = []
+    codes = array("i")
+    code_of: dict[str, int] = {}
     refs: list[str] = []
     counts: list[int] = []
-    add_name, add_op, add_refs, add_count = names.append, op_names.append, refs.extend, counts.append
+    add_name, add_code, add_refs, add_count = names.append, codes.append, refs.extend, counts.append
     for node in node_defs:
         add_name(node.name)
-        add_op(node.op)
+        add_code(code_of.setdefault(node.op, len(code_of)))
         inputs = node.input
         add_count(len(inputs))
         add_refs(inputs)
-    return names, op_names, refs, counts
+    return names, codes, list(code_of), refs, counts
 
 
 def _array(values: np.ndarray) -> array:
     """A compact array of ints that Python indexes fast (numpy is slow one element at a time)."""
-    compact = array("q")
-    compact.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
-    return compact
+    return array("i", np.ascontiguousarray(values, dtype=np.int32).tobytes())
