@@ -16,6 +16,7 @@ removed node is marked dead. Every query combines the arrays with the overlay,
 so a fix of 50,000 layers costs what it touches, and a prune of half a
 million nodes is a few array operations. Rules read the graph through the
 query methods; a networkx graph over the same index is built on request.
+The NodeDefs themselves, and the conversion of values, are in storage.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import gc
 import graphlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, NamedTuple
@@ -33,6 +34,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from graphdoc import ops
+from graphdoc.graph.storage import (
+    NodesByName,
+    NodeStore,
+    attr_python_value,
+    int_array,
+    read_fields,
+    set_attr_value,
+    set_const_value,
+)
 from graphdoc.proto import FunctionDef, NodeDef
 
 if TYPE_CHECKING:
@@ -111,7 +121,7 @@ class GraphView:
         # The hot path of loading: the fields are read in one pass (each read
         # costs about half a microsecond), and the rest is dictionary lookups
         # and array operations.
-        names, self._op_codes, self._op_names, refs, counts = _read_fields(node_defs)
+        names, self._op_codes, self._op_names, refs, counts = read_fields(node_defs)
         count = len(names)
         self._names: list[str] = names
         self._ids: dict[str, int] = {name: index for index, name in enumerate(names)}
@@ -121,7 +131,7 @@ class GraphView:
         if len(self._ids) < count:
             self._mark_duplicates()
         self._op_code_of: dict[str, int] = {op: code for code, op in enumerate(self._op_names)}
-        self._store = _NodeStore(node_defs, count)
+        self._store = NodeStore(node_defs, count)
         producers, ports = self._parse_refs(refs)
         del refs
         for name in self.args:
@@ -132,7 +142,7 @@ class GraphView:
         self._base_producer = array("i", producers)
         self._base_port = array("i", ports)
         # The NodeDefs by name, in file order (nodes added later come last).
-        self.nodes: Mapping[str, NodeDef] = _Nodes(self._ids, self._alive, self._store, self._names)
+        self.nodes: Mapping[str, NodeDef] = NodesByName(self._ids, self._alive, self._store, self._names)
 
     def _mark_duplicates(self) -> None:
         ids, alive = self._ids, self._alive
@@ -332,7 +342,7 @@ class GraphView:
         order = np.argsort(producer, kind="stable")
         start = np.zeros(len(self._names) + 1, dtype=np.int64)
         np.cumsum(np.bincount(producer, minlength=len(self._names)), out=start[1:])
-        return _array(start), _array(owner[order]), _array(port[order]), _array(slot[order])
+        return int_array(start), int_array(owner[order]), int_array(port[order]), int_array(slot[order])
 
     @cached_property
     def _base_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -387,7 +397,7 @@ class GraphView:
         """An attribute as a Python value, falling back to the OpDef default."""
         value = self.nodes[name].attr.get(key)
         if value is not None:
-            return _attr_python_value(value)
+            return attr_python_value(value)
         return ops.ATTR_DEFAULTS.get(self.op(name), {}).get(key)
 
     def const_value(self, tensor: Tensor) -> np.ndarray | None:
@@ -474,7 +484,7 @@ class GraphView:
     # a long list of edits costs time linear in what it touches.
 
     def set_attr(self, name: str, key: str, value: object) -> None:
-        _set_attr_value(self.nodes[name].attr[key], value)
+        set_attr_value(self.nodes[name].attr[key], value)
 
     def set_input(self, name: str, slot: int, tensor: Tensor) -> None:
         """Make data input `slot` of `name` read `tensor`."""
@@ -511,7 +521,7 @@ class GraphView:
         if name in self:
             raise EditError(f"cannot add {name}: the name is taken")
         node = self._container.add(name=name, op="Const")
-        _set_const_value(node, value)
+        set_const_value(node, value)
         self._set_inputs(self._claim(node), (), ())
         return Tensor(name)
 
@@ -540,7 +550,7 @@ class GraphView:
         node.op = "Const"
         node.attr.clear()
         del node.input[:]
-        _set_const_value(node, value)
+        set_const_value(node, value)
         self._set_op(index, "Const")
 
     def make_identity(self, name: str, tensor: Tensor) -> None:
@@ -640,7 +650,7 @@ class GraphView:
         order = np.argsort(owner, kind="stable")
         start = np.zeros(len(self._names) + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, minlength=len(self._names)), out=start[1:])
-        start, producers = _array(start), _array(producer[order])
+        start, producers = int_array(start), int_array(producer[order])
         needed = bytearray(len(self._names))
         stack = [index for index in map(self._live_id, outputs) if index is not None]
         while stack:
@@ -761,9 +771,9 @@ class GraphView:
         start = np.zeros(len(self._names) + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, minlength=len(self._names)), out=start[1:])
         self._base_nodes = len(self._names)
-        self._base_start = _array(start)
-        self._base_producer = _array(producer[order])
-        self._base_port = _array(port[order])
+        self._base_start = int_array(start)
+        self._base_producer = int_array(producer[order])
+        self._base_port = int_array(port[order])
         for overlay in (self._edited, self._edited_data_readers, self._edited_control_readers, self._recorded,
                         self._unrecorded, self._loaded_inputs):
             overlay.clear()
@@ -802,98 +812,8 @@ class GraphView:
         return graph
 
 
-class _NodeStore:
-    """The NodeDef of each id, fetched from the container the first time it is asked for.
-
-    A Python wrapper around a NodeDef costs about 180 bytes, and rules look at
-    a fraction of the nodes: wrappers are made for those only.
-    """
-
-    def __init__(self, container, count: int):
-        self._container = container
-        self.order = array("i", range(count))  # the id of each container entry, in order
-        self._fetched: dict[int, NodeDef] = {}
-        self._position: np.ndarray | None = None  # id -> container entry, once the order changed
-
-    def __getitem__(self, index: int) -> NodeDef:
-        node = self._fetched.get(index)
-        if node is None:
-            position = index if self._position is None else int(self._position[index])
-            node = self._fetched[index] = self._container[position]
-        return node
-
-    def add(self, index: int, node: NodeDef) -> None:
-        """A NodeDef just appended to the container."""
-        self._fetched[index] = node
-        self.order.append(index)
-
-    def keep_live(self, alive: bytearray) -> None:
-        """After the container dropped its dead entries (keeping the order of the others)."""
-        order = np.array(self.order, dtype=np.int64)
-        order = order[np.frombuffer(alive, dtype=np.uint8)[order] == 1]
-        self.order = _array(order)
-        self._position = np.full(len(alive), -1, dtype=np.int64)
-        self._position[order] = np.arange(len(order))
-        self._fetched = {index: node for index, node in self._fetched.items() if alive[index]}
-
-
-class _Nodes(Mapping):
-    """The live NodeDefs of a view by name, without a dictionary of their own.
-
-    It holds the view's index, not the view: no reference cycle, so a view is
-    freed as soon as nothing uses it.
-    """
-
-    __slots__ = ("_alive", "_ids", "_names", "_store")
-
-    def __init__(self, ids: dict[str, int], alive: bytearray, store: _NodeStore, names: list[str]):
-        self._ids, self._alive, self._store, self._names = ids, alive, store, names
-
-    # Rules look names up all the time: each method does its own lookup.
-    def __getitem__(self, name: str) -> NodeDef:
-        index = self._ids.get(name)
-        if index is None or not self._alive[index]:
-            raise KeyError(name)
-        return self._store[index]
-
-    def get(self, name: str, default=None):
-        index = self._ids.get(name)
-        return default if index is None or not self._alive[index] else self._store[index]
-
-    def __contains__(self, name: object) -> bool:
-        index = self._ids.get(name)
-        return index is not None and self._alive[index] == 1
-
-    def __iter__(self) -> Iterator[str]:
-        return compress(self._names, self._alive)
-
-    def __len__(self) -> int:
-        return self._alive.count(1)
-
-
 class EditError(Exception):
     """An edit that would leave the graph inconsistent."""
-
-
-def _set_const_value(node: NodeDef, value: np.ndarray) -> None:
-    from tensorboard.util.tensor_util import make_tensor_proto
-
-    tensor = make_tensor_proto(np.asarray(value))
-    node.attr["dtype"].type = tensor.dtype
-    node.attr["value"].tensor.CopyFrom(tensor)
-
-
-def _set_attr_value(attr, value: object) -> None:
-    if isinstance(value, bool):
-        attr.b = value
-    elif isinstance(value, int):
-        attr.i = value
-    elif isinstance(value, float):
-        attr.f = value
-    elif isinstance(value, bytes):
-        attr.s = value
-    else:
-        raise TypeError(f"unsupported attribute value {value!r}")
 
 
 @contextlib.contextmanager
@@ -917,20 +837,6 @@ def _parse_graph_ref(ref: str) -> Tensor:
     return _new(Tensor, (name, int(port))) if port.isdigit() else _new(Tensor, (ref, 0))
 
 
-def _attr_python_value(value) -> object:
-    kind = value.WhichOneof("value")
-    if kind == "list":
-        lst = value.list
-        for field in ("i", "f", "s", "b", "type"):
-            items = getattr(lst, field)
-            if items:
-                return list(items)
-        return []
-    if kind == "shape":
-        return None if value.shape.unknown_rank else [dim.size for dim in value.shape.dim]
-    return getattr(value, kind) if kind else None
-
-
 def _record(readers: dict[int, dict[int, int]], producers: list[int], reader: int) -> None:
     for producer in producers:
         counts = readers.setdefault(producer, {})
@@ -944,31 +850,3 @@ def _forget(readers: dict[int, dict[int, int]], producers: list[int], reader: in
             del counts[reader]
         else:
             counts[reader] -= 1
-
-
-def _read_fields(node_defs: Iterable[NodeDef]) -> tuple[list[str], array, list[str], list[str], list[int]]:
-    """Names, op codes, op names (by code), every input reference (flat) and each node's input count.
-
-    One pass touches each NodeDef once: reading the fields in separate passes
-    made (and kept) a Python wrapper per NodeDef and per input field, about
-    twice the time and 400 MB more at a million nodes. Ops are coded as they
-    are read, so a million op strings never exist at once.
-    """
-    names: list[str] = []
-    codes = array("i")
-    code_of: dict[str, int] = {}
-    refs: list[str] = []
-    counts: list[int] = []
-    add_name, add_code, add_refs, add_count = names.append, codes.append, refs.extend, counts.append
-    for node in node_defs:
-        add_name(node.name)
-        add_code(code_of.setdefault(node.op, len(code_of)))
-        inputs = node.input
-        add_count(len(inputs))
-        add_refs(inputs)
-    return names, codes, list(code_of), refs, counts
-
-
-def _array(values: np.ndarray) -> array:
-    """A compact array of ints that Python indexes fast (numpy is slow one element at a time)."""
-    return array("i", np.ascontiguousarray(values, dtype=np.int32).tobytes())
