@@ -44,6 +44,7 @@ def answers(view: GraphView) -> dict:
         "consumers": {name: sorted(view.consumers(name)) for name in names},
         "control_users": {name: sorted(view.control_users(name)) for name in names},
         "uses": {(name, port): sorted(view.uses(Tensor(name, port))) for name in names for port in range(3)},
+        "read_ports": {name: view.read_ports(name) for name in names},
         "by_op": {op: sorted(view.ops_of({op})) for op in OPS},
         "counts": view.op_counts(),
         "sinks": sorted(view.sinks()),

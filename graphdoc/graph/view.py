@@ -291,6 +291,25 @@ class GraphView:
                 found += [_new(Use, (names[reader], slot)) for slot, read in enumerate(edited[reader][0]) if read == tensor]
         return found
 
+    def read_ports(self, name: str) -> set[int]:
+        """The output ports of `name` that some node reads as data."""
+        index = self._ids.get(name)
+        if index is None:
+            return set()
+        start, readers, ports, _ = self._base_data_readers
+        alive, edited = self._alive, self._edited
+        found = set()
+        if index + 1 < len(start):
+            found = {
+                ports[k]
+                for k in range(start[index], start[index + 1])
+                if alive[readers[k]] and readers[k] not in edited
+            }
+        for reader in self._overlay(control=False).get(index, {}):
+            if alive[reader]:
+                found.update(tensor.port for tensor in edited[reader][0] if tensor.node == name)
+        return found
+
     def consumers(self, name: str) -> list[str]:
         """The nodes that read any output of `name` as data, each once, in file order."""
         index = self._ids.get(name)

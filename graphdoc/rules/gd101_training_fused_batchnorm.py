@@ -11,6 +11,7 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
 from graphdoc.rules.statistics import (
+    NO_UPDATES,
     BatchNormSite,
     MovingStatistics,
     find_update_ops,
@@ -68,8 +69,10 @@ class TrainingModeFusedBatchNorm(Rule):
         inputs = view.inputs(name)
         if len(inputs) < 5:
             return self.finding(view, name, message, unfixable=f"{node.op} has {len(inputs)} inputs, expected 5")
-        mean_updates = find_update_ops(view, Tensor(name, 1))
-        variance_updates = find_update_ops(view, Tensor(name, 2))
+        # A frozen graph rarely reads the batch moments: then there is nothing to search.
+        moments_read = bool(view.read_ports(name) - {0})
+        mean_updates = find_update_ops(view, Tensor(name, 1)) if moments_read else NO_UPDATES
+        variance_updates = find_update_ops(view, Tensor(name, 2)) if moments_read else NO_UPDATES
         site = FusedBatchNormSite(
             scope=view.scope,
             node=name,
@@ -81,7 +84,7 @@ class TrainingModeFusedBatchNorm(Rule):
             sets_avg_factor="exponential_avg_factor" in node.attr,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
-        readers = _other_readers_of_moments(view, name, site.update_nodes)
+        readers = _other_readers_of_moments(view, name, site.update_nodes) if moments_read else []
         if readers:
             return self.finding(
                 view, name, message, unfixable=f"its batch moments are also read by {', '.join(readers[:3])}",

@@ -32,6 +32,9 @@ class UpdateOps:
     writes: tuple[str, ...]  # the state update ops themselves
 
 
+NO_UPDATES = UpdateOps(frozenset(), ())
+
+
 @dataclass(frozen=True)
 class MovingStatistics:
     mean: Tensor
