@@ -14,11 +14,9 @@ import importlib.util
 import os
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
 
 from graphdoc import __version__, api
 from graphdoc.errors import FixError, GraphdocError
@@ -223,6 +221,9 @@ def _scan_many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
     work = [(path, args.select, args.ignore, args.outputs, args.signature) for path in paths]
     if jobs == 1 or len(paths) == 1:
         return [_scan_to_record(*item) for item in work]
+    # Imported here: only -j needs worker processes, and the import costs every command.
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
         return list(pool.map(_scan_to_record, *zip(*work, strict=True)))
 
@@ -407,6 +408,9 @@ def _status(message: str):
 @contextlib.contextmanager
 def _progress(description: str):
     """A progress line on stderr; advance(n) counts samples."""
+    # Imported here: only calibration shows progress, and the import costs every command.
+    from rich.progress import BarColumn, Progress, TextColumn
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} samples"),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(description, total=None, visible=False)
