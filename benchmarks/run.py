@@ -38,7 +38,9 @@ FLOOR = (
 )
 
 
-def measure_side_by_side(commands: dict[str, list[str]], runs: int, once: frozenset[str] = frozenset()):
+def measure_side_by_side(
+    commands: dict[str, list[str]], runs: int, once: frozenset[str] = frozenset()
+) -> dict[str, tuple[float, float]]:
     """Median wall seconds and peak MiB of each command, run in turns.
 
     Taking turns (a, b, c, a, b, c, ...) rather than all runs of one command

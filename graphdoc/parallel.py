@@ -2,9 +2,10 @@
 
 A forked child starts with the parent's memory: the loaded graph and its index
 travel for free, and only the results come back (pickled, through a pipe).
-Forking is only safe in a process without other threads, so anything else
-(TensorFlow loaded, a platform without fork, one core) runs the work here, one
-piece after the other, with the same results.
+Forking is only safe in a process without other threads, so anywhere else
+(TensorFlow loaded, a platform without fork) the work runs here, one piece
+after the other, with the same results. How many pieces to make (cores())
+is the caller's choice.
 """
 
 from __future__ import annotations
