@@ -6,6 +6,7 @@ built afresh from the edited protobuf: a broken overlay (a reader not
 recorded, a removed node still counted, a stale slot) shows up as a difference.
 """
 
+import networkx as nx
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,6 +92,28 @@ def test_every_answer_matches_a_fresh_view_after_every_edit(data):
         random_edit(data.draw, view, step)
         view.compact()
         assert answers(view) == answers(GraphView(graph.node)), f"after edit {step}"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_needed_by_is_what_the_outputs_depend_on_with_and_without_cycles(data):
+    # The ground truth is networkx's ancestors over the NodeDefs' inputs as written.
+    # A back edge makes a cycle (as a TF1 while loop does), which the prune
+    # handles differently from the acyclic case: both must agree with it.
+    graph = random_graph(data.draw)
+    names = [node.name for node in graph.node]
+    for _ in range(data.draw(st.integers(0, 2))):
+        reader, producer = sorted(data.draw(st.lists(st.sampled_from(range(len(names))), min_size=2, max_size=2)))
+        graph.node[reader].input.append(f"^{names[producer]}" if data.draw(st.booleans()) else names[producer])
+    outputs = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
+    truth = nx.DiGraph()
+    truth.add_nodes_from(names)
+    truth.add_edges_from((ref.lstrip("^").partition(":")[0], node.name) for node in graph.node for ref in node.input)
+    expected = set(outputs).union(*(nx.ancestors(truth, output) for output in outputs))
+    view = GraphView(graph.node)
+    assert view.needed_by(outputs) == expected
+    assert view.keep_only_needed_by(outputs) == len(names) - len(expected)
+    assert set(view.nodes) == expected
 
 
 def test_bulk_removal_refuses_a_live_reader_and_drops_control_dependencies():

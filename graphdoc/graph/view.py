@@ -196,6 +196,13 @@ class GraphView:
         self._op_codes.append(self._op_code(""))
         return len(self._names) - 1
 
+    def _ids_of(self, names: list[str]) -> list[int]:
+        """[self._id_for(name) for name in names], with one dictionary lookup for each known name."""
+        ids = list(map(self._ids.get, names))
+        for position in [position for position, index in enumerate(ids) if index is None]:
+            ids[position] = self._id_for(names[position])
+        return ids
+
     def _op_code(self, op: str) -> int:
         code = self._op_code_of.get(op)
         if code is None:
@@ -355,12 +362,9 @@ class GraphView:
         chosen = port == _CONTROL if control else port != _CONTROL
         producer, port, owner = producer[chosen], port[chosen], owner[chosen]
         # The slot of a data edge is its rank among its reader's data inputs.
-        first = np.zeros(self._base_nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(owner, minlength=self._base_nodes), out=first[1:])
-        slot = np.arange(len(owner)) - first[owner]
+        slot = np.arange(len(owner)) - _group_starts(owner, self._base_nodes)[owner]
         order = np.argsort(producer, kind="stable")
-        start = np.zeros(len(self._names) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(producer, minlength=len(self._names)), out=start[1:])
+        start = _group_starts(producer, len(self._names))
         return int_array(start), int_array(owner[order]), int_array(port[order]), int_array(slot[order])
 
     @cached_property
@@ -393,9 +397,9 @@ class GraphView:
     def _edited_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(producer, port, reader) ids of the inputs of the edited nodes; kept until the next edit."""
         if self._edited_edge_arrays is None:
-            id_for, edited = self._id_for, self._edited
-            producers = [id_for(tensor.node) for data, _ in edited.values() for tensor in data]
-            producers += [id_for(control) for _, controls in edited.values() for control in controls]
+            edited = self._edited
+            producers = self._ids_of([tensor.node for data, _ in edited.values() for tensor in data])
+            producers += self._ids_of([control for _, controls in edited.values() for control in controls])
             ports = [tensor.port for data, _ in edited.values() for tensor in data]
             owners = [index for index, (data, _) in edited.items() for _ in data]
             owners += [index for index, (_, controls) in edited.items() for _ in controls]
@@ -646,13 +650,11 @@ class GraphView:
 
     def needed_by(self, outputs: Iterable[str]) -> set[str]:
         """Every node an output depends on, through data or control inputs."""
-        needed = self._needed_mask(outputs)
-        return set(compress(self._names, needed))
+        return set(compress(self._names, self._needed_mask(outputs).tolist()))
 
     def keep_only_needed_by(self, outputs: Iterable[str]) -> int:
         """Drop every node no output depends on (a prune); returns how many went."""
-        needed = np.frombuffer(self._needed_mask(outputs), dtype=np.uint8) == 1
-        doomed = np.flatnonzero(self._alive_array() & ~needed).tolist()
+        doomed = np.flatnonzero(self._alive_array() & ~self._needed_mask(outputs)).tolist()
         self._remove(set(doomed))
         return len(doomed)
 
@@ -662,22 +664,46 @@ class GraphView:
         self.remove_nodes(doomed)
         return len(doomed)
 
-    def _needed_mask(self, outputs: Iterable[str]) -> bytearray:
-        # A depth-first walk over the current edges grouped by reader: one
-        # array slice per node, no lookups.
+    def _needed_mask(self, outputs: Iterable[str]) -> np.ndarray:
+        """Which ids are live nodes that an output depends on."""
         producer, _, owner = self._edges()
-        order = np.argsort(owner, kind="stable")
-        start = np.zeros(len(self._names) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(owner, minlength=len(self._names)), out=start[1:])
-        start, producers = int_array(start), int_array(producer[order])
+        wanted = [index for index in map(self._live_id, outputs) if index is not None]
+        start, producers = _grouped_by_owner(producer, owner, len(self._names))
+        if self._in_id_order(producer, owner):
+            return self._needed_by_elimination(wanted, producer, start, producers)
+        return self._needed_by_walk(wanted, int_array(start), int_array(producers))
+
+    def _needed_by_elimination(
+        self, wanted: list[int], producer: np.ndarray, start: np.ndarray, producers: np.ndarray
+    ) -> np.ndarray:
+        # Without cycles, a node is unneeded exactly when it is not wanted and
+        # every node that reads it is unneeded. Starting from the nodes nothing
+        # reads, each sweep removes the inputs whose last reader just went: a
+        # handful of array operations per sweep, as many sweeps as the longest
+        # unneeded chain (a few, for what fixes leave behind).
+        readers = np.bincount(producer, minlength=len(self._names))
+        removable = self._alive_array()
+        removable[wanted] = False
+        gone = removable & (readers == 0)
+        frontier = np.flatnonzero(gone)
+        while len(frontier):
+            inputs, counts = np.unique(producers[_ranges(start[frontier], start[frontier + 1])], return_counts=True)
+            readers[inputs] -= counts
+            frontier = inputs[(readers[inputs] == 0) & removable[inputs]]
+            gone[frontier] = True
+        return self._alive_array() & ~gone
+
+    def _needed_by_walk(self, wanted: list[int], start: array, producers: array) -> np.ndarray:
+        # A graph with a cycle (a TF1 while loop): a depth-first walk from the
+        # outputs, one array slice per node.
         needed = bytearray(len(self._names))
-        stack = [index for index in map(self._live_id, outputs) if index is not None]
+        stack = list(wanted)
         while stack:
             index = stack.pop()
             if not needed[index]:
                 needed[index] = 1
                 stack.extend(producers[start[index] : start[index + 1]])
-        return needed
+        return self._alive_array() & (np.frombuffer(needed, dtype=np.uint8) == 1)
 
     def compact(self) -> None:
         """Write removals back to the protobuf, in one pass, after a batch of edits."""
@@ -724,9 +750,13 @@ class GraphView:
 
         Such a graph has no cycle; only graphs that break the order need the full check.
         """
-        rank = np.arange(len(self._names))
-        rank[[self._ids[name] for name in self.args]] = -1  # arguments come before every node
         producer, _, owner = self._edges()
+        return self._in_id_order(producer, owner)
+
+    def _in_id_order(self, producer: np.ndarray, owner: np.ndarray) -> bool:
+        # Ids follow the file (nodes added later come last); arguments come before every node.
+        rank = np.arange(len(self._names))
+        rank[[self._ids[name] for name in self.args]] = -1
         return not np.any(rank[producer] >= owner)
 
     def find_cycle(self, *, ignore_inputs_of: frozenset[str] = frozenset()) -> list[str] | None:
@@ -787,8 +817,7 @@ class GraphView:
         """Make the current edges the loaded ones: an empty overlay makes every later query cheap."""
         producer, port, owner = self._edges()
         order = np.argsort(owner, kind="stable")
-        start = np.zeros(len(self._names) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(owner, minlength=len(self._names)), out=start[1:])
+        start = _group_starts(owner, len(self._names))
         self._base_nodes = len(self._names)
         self._base_start = int_array(start)
         self._base_producer = int_array(producer[order])
@@ -847,6 +876,25 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _group_starts(keys: np.ndarray, count: int) -> np.ndarray:
+    """Where each key's entries start in `keys` sorted (count + 1 offsets, for keys 0..count-1)."""
+    start = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=count), out=start[1:])
+    return start
+
+
+def _grouped_by_owner(producer: np.ndarray, owner: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, producers): the producers node i reads are producers[start[i]:start[i + 1]]."""
+    return _group_starts(owner, count), producer[np.argsort(owner, kind="stable")]
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The concatenation of range(start, end) for each pair, as one array."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return offsets + np.arange(len(offsets))
 
 
 def _parse_graph_ref(ref: str) -> Tensor:
