@@ -27,7 +27,7 @@ import graphlib
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -714,9 +714,10 @@ class GraphView:
         # rebuilding the field copies every message (weights included). A stable
         # sort that moves the removed nodes to the end only moves pointers; one
         # truncation then drops them, and the kept messages stay where the index
-        # points. The sort asks for each entry's key once, in container order.
+        # points. The sort asks for each entry's key once, in container order:
+        # next(removed, entry) hands out the flags in turn with no Python frame.
         removed = iter([not alive[index] for index in self._store.order])
-        self._container.sort(key=lambda _: next(removed))
+        self._container.sort(key=partial(next, removed))
         self._store.keep_live(alive)
         del self._container[len(self._store.order):]
         self._ops_changed()
