@@ -58,10 +58,14 @@ def answers(view: GraphView) -> dict:
 def random_edit(draw, view: GraphView, step: int) -> None:
     names = list(view.nodes)
     name = draw(st.sampled_from(names))
-    kind = draw(st.sampled_from(["set_input", "identity", "const", "add_const", "add_node", "remove", "redirect"]))
+    kind = draw(st.sampled_from(["set_input", "set_inputs", "identity", "const", "add_const", "add_node", "remove",
+                                 "redirect"]))
     target = Tensor(draw(st.sampled_from(names)), draw(st.integers(0, 1)))
     if kind == "set_input" and view.inputs(name):
         view.set_input(name, draw(st.integers(0, len(view.inputs(name)) - 1)), target)
+    elif kind == "set_inputs" and view.inputs(name):
+        slots = draw(st.lists(st.integers(0, len(view.inputs(name)) - 1), min_size=1, max_size=3))
+        view.set_inputs(name, [(slot, Tensor(draw(st.sampled_from(names)), draw(st.integers(0, 1)))) for slot in slots])
     elif kind == "identity":
         view.make_identity(name, target)
     elif kind == "const":
@@ -148,3 +152,21 @@ def test_dangling_references_and_duplicates_are_reported_not_indexed_as_nodes():
     assert view.dangling_input() == ("b", "ghost:1")
     assert "ghost" not in view and sorted(view.nodes) == ["a", "b"]
     assert view.op("a") == "Relu" and view.consumers("b") == ["a"]
+
+
+def test_set_inputs_checks_every_tensor_before_changing_anything():
+    graph = GraphDef()
+    graph.node.add(name="a", op="Const")
+    graph.node.add(name="b", op="Const")
+    graph.node.add(name="sum", op="Add", input=["a", "a", "^b"])
+    view = GraphView(graph.node)
+    try:
+        view.set_inputs("sum", [(0, Tensor("b")), (1, Tensor("ghost"))])
+    except EditError as error:
+        assert "ghost" in str(error)
+    else:
+        raise AssertionError("rewiring to a tensor that does not exist was allowed")
+    assert list(graph.node[2].input) == ["a", "a", "^b"] and view.inputs("sum") == (Tensor("a"), Tensor("a"))
+    view.set_inputs("sum", [(0, Tensor("b")), (1, Tensor("b", 1))])
+    assert list(graph.node[2].input) == ["b", "b:1", "^b"]
+    assert answers(view) == answers(GraphView(graph.node))

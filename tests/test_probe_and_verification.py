@@ -62,14 +62,14 @@ def test_fix_prints_a_passing_verification(build, write, tmp_path, capsys, name)
 
 
 def test_a_broken_fix_is_caught_and_nothing_is_written(build, write, tmp_path, capsys, monkeypatch):
-    from graphdoc.graph.edits import SetAttr
+    from graphdoc.graph.edits import SetAttrs
     from graphdoc.rules.gd101_training_fused_batchnorm import FusedBatchNormSite
 
     honest_fix = FusedBatchNormSite.fix
 
     def forgets_inference_mode(self, stats, *, safe=True):
         fix = honest_fix(self, stats, safe=safe)
-        return type(fix)(fix.summary, tuple(e for e in fix.edits if not isinstance(e, SetAttr)), fix.safe)
+        return type(fix)(fix.summary, tuple(e for e in fix.edits if not isinstance(e, SetAttrs)), fix.safe)
 
     monkeypatch.setattr(FusedBatchNormSite, "fix", forgets_inference_mode)
     output = tmp_path / "fixed.pb"

@@ -15,25 +15,23 @@ from graphdoc.graph.view import GraphView, Tensor
 
 
 @dataclass(frozen=True)
-class SetAttr:
+class SetAttrs:
     scope: str
     node: str
-    key: str
-    value: bool | int | float | bytes
+    values: tuple[tuple[str, bool | int | float | bytes], ...]  # (key, value) pairs
 
     def apply(self, view: GraphView) -> None:
-        view.set_attr(self.node, self.key, self.value)
+        view.set_attrs(self.node, self.values)
 
 
 @dataclass(frozen=True)
-class SetInput:
+class SetInputs:
     scope: str
     node: str
-    slot: int
-    tensor: Tensor
+    tensors: tuple[tuple[int, Tensor], ...]  # (data input slot, the tensor it is to read) pairs
 
     def apply(self, view: GraphView) -> None:
-        view.set_input(self.node, self.slot, self.tensor)
+        view.set_inputs(self.node, self.tensors)
 
 
 @dataclass(frozen=True)
@@ -85,4 +83,4 @@ class MakeConst:
         view.make_const(self.node, np.asarray(self.value, dtype=np.bool_ if isinstance(self.value, bool) else np.float32))
 
 
-Edit = SetAttr | SetInput | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst
+Edit = SetAttrs | SetInputs | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst

@@ -506,17 +506,27 @@ class GraphView:
     # Each edit changes the NodeDefs in place and keeps the index consistent, so
     # a long list of edits costs time linear in what it touches.
 
-    def set_attr(self, name: str, key: str, value: object) -> None:
-        set_attr_value(self.nodes[name].attr[key], value)
+    def set_attrs(self, name: str, values: Iterable[tuple[str, object]]) -> None:
+        """Set each (key, value) attribute of `name`."""
+        attrs = self.nodes[name].attr
+        for key, value in values:
+            set_attr_value(attrs[key], value)
 
     def set_input(self, name: str, slot: int, tensor: Tensor) -> None:
         """Make data input `slot` of `name` read `tensor`."""
-        if tensor.node not in self:
-            raise EditError(f"cannot rewire {name}: {tensor} does not exist")
+        self.set_inputs(name, ((slot, tensor),))
+
+    def set_inputs(self, name: str, tensors: Iterable[tuple[int, Tensor]]) -> None:
+        """Make each data input `slot` of `name` read its tensor: (slot, tensor) pairs, one index update."""
+        tensors = tuple(tensors)
+        for _, tensor in tensors:
+            if tensor.node not in self:
+                raise EditError(f"cannot rewire {name}: {tensor} does not exist")
         node = self.nodes[name]
-        node.input[slot] = self.ref_text(tensor)  # data inputs precede control inputs
         inputs = list(self.inputs(name))
-        inputs[slot] = tensor
+        for slot, tensor in tensors:
+            node.input[slot] = self.ref_text(tensor)  # data inputs precede control inputs
+            inputs[slot] = tensor
         self._set_inputs(self._ids[name], tuple(inputs), self.control_inputs(name))
 
     def redirect_uses(self, old: Tensor, new: Tensor) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from graphdoc import ops
-from graphdoc.graph.edits import RemoveNodes, SetAttr, SetInput
+from graphdoc.graph.edits import RemoveNodes, SetAttrs, SetInputs
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
@@ -102,14 +102,14 @@ class FusedBatchNormSite(BatchNormSite):
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
         """Inference mode, fed `stats`, with the moving-average updates removed."""
-        edits = [SetAttr(self.scope, self.node, "is_training", False)]
+        attrs: tuple[tuple[str, bool | float], ...] = (("is_training", False),)
         if self.sets_avg_factor:
             # Only read in training mode; 1.0 is what an inference build writes.
             # Not added where absent: TF 1.x releases before 2.2 do not know it.
-            edits.append(SetAttr(self.scope, self.node, "exponential_avg_factor", 1.0))
-        edits += [
-            SetInput(self.scope, self.node, _MEAN_SLOT, stats.mean),
-            SetInput(self.scope, self.node, _VARIANCE_SLOT, stats.variance),
+            attrs += (("exponential_avg_factor", 1.0),)
+        edits = [
+            SetAttrs(self.scope, self.node, attrs),
+            SetInputs(self.scope, self.node, ((_MEAN_SLOT, stats.mean), (_VARIANCE_SLOT, stats.variance))),
         ]
         if self.update_nodes:
             edits.append(RemoveNodes(self.scope, self.update_nodes))
