@@ -52,12 +52,12 @@ class NodeStore:
         self._container = container
         self.order = array("i", range(count))  # the id of each container entry, in order
         self._fetched: dict[int, NodeDef] = {}
-        self._position: np.ndarray | None = None  # id -> container entry, once the order changed
+        self._position: array | None = None  # id -> container entry, once the order changed
 
     def __getitem__(self, index: int) -> NodeDef:
         node = self._fetched.get(index)
         if node is None:
-            position = index if self._position is None else int(self._position[index])
+            position = index if self._position is None else self._position[index]
             node = self._fetched[index] = self._container[position]
         return node
 
@@ -71,8 +71,9 @@ class NodeStore:
         order = np.array(self.order, dtype=np.int64)
         order = order[np.frombuffer(alive, dtype=np.uint8)[order] == 1]
         self.order = int_array(order)
-        self._position = np.full(len(alive), -1, dtype=np.int64)
-        self._position[order] = np.arange(len(order))
+        position = np.full(len(alive), -1, dtype=np.int64)
+        position[order] = np.arange(len(order))
+        self._position = int_array(position)  # indexed one id at a time: an array, not numpy
         self._fetched = {index: node for index, node in self._fetched.items() if alive[index]}
 
 
