@@ -451,10 +451,13 @@ class GraphView:
 
     def _const_attr(self, tensor: Tensor):
         """The `value` attribute of the Const behind `tensor`, or None."""
-        source = self.resolve(tensor)
-        if self.op(source.node) != "Const":
-            return None
-        return self.nodes[source.node].attr.get("value")
+        index = self._ids.get(tensor.node)
+        # Most tensors asked about are Consts themselves: one lookup, no walk.
+        if index is None or not self._alive[index] or self._op_codes[index] != self._op_code_of.get("Const"):
+            index = self._live_id(self.resolve(tensor).node)
+            if index is None or self._op_names[self._op_codes[index]] != "Const":
+                return None
+        return self._store[index].attr.get("value")
 
     def resolve(self, tensor: Tensor) -> Tensor:
         """Follow Identity-like ops back to the tensor that really holds the value."""

@@ -64,7 +64,8 @@ class TrainingModeFusedBatchNorm(Rule):
 
     def _finding(self, view: GraphView, name: str) -> Finding:
         node = view.nodes[name]
-        how = "is_training=true" if "is_training" in node.attr else "is_training absent, and its default is true"
+        attrs = node.attr
+        how = "is_training=true" if "is_training" in attrs else "is_training absent, and its default is true"
         message = f"{node.op} normalizes with the batch's mean and variance ({how})"
         inputs = view.inputs(name)
         if len(inputs) < 5:
@@ -81,7 +82,7 @@ class TrainingModeFusedBatchNorm(Rule):
             x=inputs[0],
             reduce_axes=(0, 2, 3) if view.attr(name, "data_format") == b"NCHW" else (0, 1, 2),
             update_nodes=mean_updates.nodes | variance_updates.nodes,
-            sets_avg_factor="exponential_avg_factor" in node.attr,
+            sets_avg_factor="exponential_avg_factor" in attrs,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
         readers = _other_readers_of_moments(view, name, site.update_nodes) if moments_read else []
