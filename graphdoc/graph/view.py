@@ -593,14 +593,15 @@ class GraphView:
         """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
         index = self._ids[name]
         node = self.nodes[name]
-        dtype = node.attr["T"].type if "T" in node.attr else None
+        attrs, inputs = node.attr, node.input  # each access makes a wrapper: once each
+        dtype = attrs["T"].type if "T" in attrs else None
         controls = self.control_inputs(name)
         node.op = "Identity"
-        node.attr.clear()
+        attrs.clear()
         if dtype is not None:
-            node.attr["T"].type = dtype
-        del node.input[:]
-        node.input.extend([self.ref_text(tensor), *(f"^{control}" for control in controls)])
+            attrs["T"].type = dtype
+        del inputs[:]
+        inputs.extend([self.ref_text(tensor), *(f"^{control}" for control in controls)])
         self._set_inputs(index, (tensor,), controls)
         self._set_op(index, "Identity")
 
