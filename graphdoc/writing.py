@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +13,15 @@ from google.protobuf import text_format
 from graphdoc.proto import GraphDef
 
 TEXT_SUFFIXES = (".pbtxt", ".txt", ".prototxt")
+
+# Files this large go to the disk around the page cache (O_DIRECT), where the
+# platform and the filesystem allow it. Copying a model of hundreds of
+# megabytes into freshly allocated cache pages costs more than writing it out,
+# and on a VM whose memory the host backs lazily it varies tenfold (268 MB:
+# 0.08 to 0.95 s buffered, 0.18 to 0.25 s direct, fsync included).
+DIRECT_FROM_BYTES = 16 << 20
+_BLOCK = 4096  # O_DIRECT alignment of addresses, offsets and lengths: covers 512-byte and 4 KiB sectors
+_CHUNK = 8 << 20  # the aligned staging buffer
 
 
 def write_graph_def(graph_def: GraphDef, path: Path) -> None:
@@ -31,11 +42,53 @@ def write_atomically(data: bytes, path: Path) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+        try:
+            if len(data) < DIRECT_FROM_BYTES or not _write_direct(handle, data):
+                _write_all(handle, memoryview(data))
+            os.fsync(handle)
+        finally:
+            os.close(handle)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _write_direct(handle: int, data: bytes) -> bool:
+    """Write `data` into the empty file `handle` with O_DIRECT; False, with the file
+    position back at 0, where the platform or the filesystem does not take it."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    import fcntl  # POSIX only, like O_DIRECT
+
+    flags = fcntl.fcntl(handle, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(handle, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError:
+        return False
+    # Both bytes objects and their slices start anywhere: each chunk is copied
+    # into a page-aligned buffer, and the last one padded to whole blocks.
+    aligned = memoryview(mmap.mmap(-1, _CHUNK))
+    source = memoryview(data)
+    try:
+        for offset in range(0, len(data), _CHUNK):
+            piece = source[offset : offset + _CHUNK]
+            padded = -(-len(piece) // _BLOCK) * _BLOCK
+            aligned[: len(piece)] = piece
+            aligned[len(piece) : padded] = bytes(padded - len(piece))
+            _write_all(handle, aligned[:padded])
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
+        # Opened, but a write was refused (a device that wants other alignment): start
+        # again buffered from the top, over the whole chunks already written.
+        fcntl.fcntl(handle, fcntl.F_SETFL, flags)
+        os.lseek(handle, 0, os.SEEK_SET)
+        return False
+    os.ftruncate(handle, len(data))  # the padding of the last block goes
+    return True
+
+
+def _write_all(handle: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(handle, data) :]
