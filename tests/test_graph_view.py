@@ -170,3 +170,17 @@ def test_set_inputs_checks_every_tensor_before_changing_anything():
     view.set_inputs("sum", [(0, Tensor("b")), (1, Tensor("b", 1))])
     assert list(graph.node[2].input) == ["b", "b:1", "^b"]
     assert answers(view) == answers(GraphView(graph.node))
+
+
+def test_control_inputs_stay_right_after_a_compaction_makes_edited_nodes_loaded_ones():
+    graph = GraphDef()
+    graph.node.add(name="a", op="Const")
+    graph.node.add(name="b", op="Const")
+    graph.node.add(name="c", op="Identity", input=["a"])
+    view = GraphView(graph.node)
+    assert view.control_inputs("c") == ()  # asked before the edits: nothing cached may go stale
+    view.add_node(GraphDef().node.add(name="d", op="Identity", input=["a", "^c"]))
+    view.remove_nodes(["b"])
+    view.compact()
+    assert view.control_inputs("d") == ("c",)
+    assert answers(view) == answers(GraphView(graph.node))

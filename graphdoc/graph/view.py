@@ -270,6 +270,8 @@ class GraphView:
         edited = self._edited.get(index)
         if edited is not None:
             return edited[1]
+        if not self._base_waits[index]:
+            return ()
         start, end = self._base_start[index], self._base_start[index + 1]
         names = self._names
         return tuple([
@@ -277,6 +279,14 @@ class GraphView:
             for producer, port in zip(self._base_producer[start:end], self._base_port[start:end])
             if port == _CONTROL
         ])
+
+    @cached_property
+    def _base_waits(self) -> bytearray:
+        """Whether each loaded node has a control input: most have none, and need no slicing."""
+        _, port, owner = self._base_edges
+        waits = np.zeros(self._base_nodes, dtype=np.uint8)
+        waits[owner[port == _CONTROL]] = 1
+        return bytearray(waits.tobytes())
 
     def uses(self, tensor: Tensor) -> list[Use]:
         """The data input slots that read `tensor`, in file order."""
@@ -841,7 +851,7 @@ class GraphView:
                         self._unrecorded, self._loaded_inputs):
             overlay.clear()
         self._edited_edge_arrays = None
-        for derived in ("_base_edges", "_base_data_readers", "_base_control_readers"):
+        for derived in ("_base_edges", "_base_data_readers", "_base_control_readers", "_base_waits"):
             self.__dict__.pop(derived, None)
 
     def _set_op(self, index: int, op: str) -> None:
