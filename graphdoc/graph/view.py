@@ -694,18 +694,16 @@ class GraphView:
         wanted = [index for index in map(self._live_id, outputs) if index is not None]
         start, producers = _grouped_by_owner(producer, owner, len(self._names))
         if self._in_id_order(producer, owner):
-            return self._needed_by_elimination(wanted, producer, start, producers)
+            return self._needed_by_elimination(wanted, start, producers)
         return self._needed_by_walk(wanted, int_array(start), int_array(producers))
 
-    def _needed_by_elimination(
-        self, wanted: list[int], producer: np.ndarray, start: np.ndarray, producers: np.ndarray
-    ) -> np.ndarray:
+    def _needed_by_elimination(self, wanted: list[int], start: np.ndarray, producers: np.ndarray) -> np.ndarray:
         # Without cycles, a node is unneeded exactly when it is not wanted and
         # every node that reads it is unneeded. Starting from the nodes nothing
         # reads, each sweep removes the inputs whose last reader just went: a
         # handful of array operations per sweep, as many sweeps as the longest
         # unneeded chain (a few, for what fixes leave behind).
-        readers = np.bincount(producer, minlength=len(self._names))
+        readers = np.bincount(producers, minlength=len(self._names))
         removable = self._alive_array()
         removable[wanted] = False
         gone = removable & (readers == 0)
