@@ -98,6 +98,8 @@ def _dropouts_from(view: GraphView, random: str) -> Iterator[_Dropout]:
     frontier = [(random, False)]
     visited: set[str] = {random}
     for _ in range(_MAX_WALK):
+        if not frontier:
+            return
         next_frontier = []
         for name, is_mask in frontier:
             for use in view.uses(Tensor(name)):
@@ -150,8 +152,10 @@ def _is_factor(view: GraphView, tensor: Tensor) -> bool:
         op = view.op(name)
         if op not in _FACTOR_OPS or len(seen) > 16:
             return False
-        if op == "Const" and (view.const_shape(Tensor(name)) or ()) not in ((), (1,)):
-            return False
+        if op == "Const":
+            if (view.const_shape(Tensor(name)) or ()) not in ((), (1,)):
+                return False
+            continue  # a Const reads nothing
         if op.startswith("Placeholder") and (view.attr(name, "shape") or []) not in ([], None):
             return False
         stack.extend(t.node for t in view.inputs(name))
