@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -40,9 +41,12 @@ def write_atomically(data: bytes, path: Path) -> None:
     temporary file behind.
     """
     directory = path.parent if str(path.parent) else Path(".")
+    mode = _mode_for(path)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle, mode)  # mkstemp makes the file private (0600)
             if len(data) < DIRECT_FROM_BYTES or not _write_direct(handle, data):
                 _write_all(handle, memoryview(data))
             os.fsync(handle)
@@ -52,6 +56,16 @@ def write_atomically(data: bytes, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions `path` has, or those a plain open() would give a new file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only way to read it is to set it: put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _write_direct(handle: int, data: bytes) -> bool:

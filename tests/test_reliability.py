@@ -32,6 +32,22 @@ def test_a_write_killed_midway_leaves_the_previous_output_and_no_temporary_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.pb"]
 
 
+def test_outputs_get_the_permissions_a_new_file_would_and_overwrites_keep_theirs(tmp_path):
+    from graphdoc.writing import write_atomically
+
+    previous = os.umask(0o027)
+    try:
+        write_atomically(b"new", tmp_path / "new.pb")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new.pb").stat().st_mode & 0o777 == 0o640
+    existing = tmp_path / "existing.pb"
+    existing.write_bytes(b"old")
+    existing.chmod(0o604)
+    write_atomically(b"replaced", existing)
+    assert existing.read_bytes() == b"replaced" and existing.stat().st_mode & 0o777 == 0o604
+
+
 @pytest.mark.parametrize("extra", [0, 1, 4095, 8 << 20])
 def test_large_files_are_written_exactly_around_the_page_cache(tmp_path, monkeypatch, extra):
     # Sizes that end mid-block and on a chunk boundary: the padding of the last
