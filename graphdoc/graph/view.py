@@ -738,7 +738,8 @@ class GraphView:
         # truncation then drops them, and the kept messages stay where the index
         # points. The sort asks for each entry's key once, in container order:
         # next(removed, entry) hands out the flags in turn with no Python frame.
-        removed = iter([not alive[index] for index in self._store.order])
+        order = np.frombuffer(self._store.order, dtype=np.int32)
+        removed = iter((np.frombuffer(alive, dtype=np.uint8)[order] == 0).tolist())
         self._container.sort(key=partial(next, removed))
         self._store.keep_live(alive)
         del self._container[len(self._store.order):]
