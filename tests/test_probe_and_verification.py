@@ -122,3 +122,59 @@ def test_compare_reports_output_differences_and_op_counts(build, write, tmp_path
     main(["fix", str(training), "-o", str(fixed)])
     capsys.readouterr()
     assert main(["compare", str(fixed), str(inference)]) == 0
+
+
+def test_fetches_are_grouped_within_the_budget():
+    from graphdoc.tf.runner import chunks
+
+    groups = list(chunks(["a", "b", "c", "d", "e"], [3, 3, 3, 10, 1], budget=6))
+    assert groups == [["a", "b"], ["c"], ["d"], ["e"]]  # a fetch larger than the budget goes alone
+
+
+def test_estimated_bytes_count_the_batch_of_every_run(write):
+    from graphdoc.tf.runner import GraphRunner
+
+    with GraphRunner(load(write(graphs.build(graphs.tf2_dropout))).graph_def) as runner:
+        assert runner.estimated_bytes("input:0", (1, 4, 4, 4)) == 13 * 8 * 4  # float32 [None, 8]
+        assert runner.estimated_bytes("output:0", (1, 4)) == 5 * 8 * 4
+
+
+def _count_fetches(monkeypatch) -> list[int]:
+    from graphdoc.tf.runner import GraphRunner
+
+    counts: list[int] = []
+    run = GraphRunner.run
+
+    def counting(self, fetches, feeds):
+        counts.append(len(fetches))
+        return run(self, fetches, feeds)
+
+    monkeypatch.setattr(GraphRunner, "run", counting)
+    return counts
+
+
+def test_a_probe_in_small_groups_finds_what_one_run_finds(monkeypatch):
+    import graphdoc.verify.probe as probe_module
+
+    whole = _probe(SAMPLE)
+    counts = _count_fetches(monkeypatch)
+    monkeypatch.setattr(probe_module, "FETCH_BUDGET", 256 << 10)
+    grouped = _probe(SAMPLE)
+    assert len(counts) > 4 * 10 and max(counts) < whole.probed
+    assert [(r.node, r.kind) for r in grouped.roots] == [(r.node, r.kind) for r in whole.roots]
+    assert (grouped.diverging, grouped.probed) == (whole.diverging, whole.probed)
+
+
+def test_verification_in_small_groups_compares_the_same_nodes(build, write, tmp_path, capsys, monkeypatch):
+    import graphdoc.verify.verification as verification_module
+
+    model = str(write(build("keras3_cnn").training))
+    assert main(["fix", model, "-o", str(tmp_path / "whole.pb")]) == 0
+    whole = capsys.readouterr().out
+    counts = _count_fetches(monkeypatch)
+    monkeypatch.setattr(verification_module, "FETCH_BUDGET", 1)
+    assert main(["fix", model, "-o", str(tmp_path / "grouped.pb")]) == 0
+    grouped = capsys.readouterr().out
+    assert max(counts) > 1 and counts.count(1) > 2  # the probe in one group, the comparison one node at a time
+    compared = [line for line in whole.splitlines() if "node(s) compared" in line]
+    assert compared and compared == [line for line in grouped.splitlines() if "node(s) compared" in line]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +37,20 @@ class GraphRunner:
         """
         return [op.outputs[0].name for op in self._graph.get_operations() if op.outputs and op.outputs[0].dtype.is_floating]
 
+    def estimated_bytes(self, fetch: str, batch_sizes: Sequence[int]) -> int:
+        """What fetching `fetch` once per batch size holds in memory, from its static shape.
+
+        A leading unknown dimension is the batch; other unknown dimensions count as 1.
+        """
+        tensor = self._graph.get_tensor_by_name(fetch)
+        if tensor.shape.rank is None:
+            return tensor.dtype.size * len(batch_sizes)
+        dims = tensor.shape.as_list()
+        rest = int(np.prod([d or 1 for d in dims[1:]]))
+        if dims and dims[0] is None:
+            return tensor.dtype.size * rest * sum(batch_sizes)
+        return tensor.dtype.size * rest * (dims[0] if dims else 1) * len(batch_sizes)
+
     def run(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})
@@ -58,6 +72,25 @@ def batches(inputs: dict[str, np.ndarray], batch_size: int) -> Iterator[dict[str
     count = len(next(iter(inputs.values())))
     for start in range(0, count, batch_size):
         yield {name: array[start : start + batch_size] for name, array in inputs.items()}
+
+
+def chunks(fetches: list[str], sizes: list[int], budget: int) -> Iterator[list[str]]:
+    """Consecutive groups of `fetches` whose sizes add up to at most `budget` (or one fetch).
+
+    Fetching every tensor of a large model at once holds all its activations
+    (130 GiB for EfficientNetB7's probe); a group at a time holds one group's,
+    at the price of running the graph up to each group.
+    """
+    group: list[str] = []
+    held = 0
+    for fetch, size in zip(fetches, sizes, strict=True):
+        if group and held + size > budget:
+            yield group
+            group, held = [], 0
+        group.append(fetch)
+        held += size
+    if group:
+        yield group
 
 
 def _tensor_name(name: str) -> str:

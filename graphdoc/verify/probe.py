@@ -32,6 +32,8 @@ TOLERANCE = 1e-4
 # Their output is a tensor's shape, never its values: divergence does not pass through.
 _SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank"})
 BATCH = 4
+# Fetched values held at once: larger graphs are run in groups of fetches.
+FETCH_BUDGET = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def probe(
     allow_unsafe: bool = False,
 ) -> ProbeReport:
     """Run `model` and report the roots of batch dependence and run-to-run randomness."""
-    from graphdoc.tf.runner import GraphRunner
+    from graphdoc.tf.runner import GraphRunner, chunks
 
     refuse_unsafe(model, allow=allow_unsafe, purpose="probing")
     view = model.main
@@ -80,10 +82,13 @@ def probe(
     batch_b = {name: np.concatenate([array[BATCH:], array[:1]]) for name, array in inputs.items()}
     # Only what the outputs compute: a leftover random op that feeds nothing is no divergence.
     wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view)
+    feeds = (alone, batch_a, batch_a, batch_b)
+    differences: dict[str, tuple[float, float]] = {}
     with GraphRunner(model.graph_def) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
-        runs = [runner.run(fetches, feed) for feed in (alone, batch_a, batch_a, batch_b)]
-    differences = _differences(fetches, runs)
+        sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
+        for group in chunks(fetches, sizes, FETCH_BUDGET):
+            differences.update(_differences(group, [runner.run(group, feed) for feed in feeds]))
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
     roots = [

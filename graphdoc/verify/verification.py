@@ -19,7 +19,7 @@ from graphdoc.rewrite import FixReport
 from graphdoc.rewrite.fixer import apply_fixes, copy_model
 from graphdoc.scanning import scan
 from graphdoc.verify.inputs import samples
-from graphdoc.verify.probe import BATCH, probe
+from graphdoc.verify.probe import BATCH, FETCH_BUDGET, probe
 from graphdoc.verify.safety import refuse_unsafe
 
 UNCHANGED_TOLERANCE = 1e-5
@@ -70,31 +70,38 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
 
 
 def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
-    from graphdoc.tf.runner import GraphRunner
+    from graphdoc.tf.runner import GraphRunner, chunks
 
     name = "untouched nodes unchanged"
-    common = _untouched(original, fixed)
+    common = {f"{n}:0" for n in _untouched(original, fixed)}
     runnable = _runnable(original)
+    worst, where = 0.0, ""
     try:
         with GraphRunner(runnable.graph_def) as before, GraphRunner(fixed.graph_def) as after:
-            fetches = sorted(set(before.floating_outputs()) & set(after.floating_outputs()) & {f"{n}:0" for n in common})
+            common &= set(after.floating_outputs())
+            fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
                 return Check(name, None, "no node upstream of the fix has a floating-point output")
-            values_before = before.run(fetches, batch)
-            values_after = after.run(fetches, batch)
+            batch_size = len(next(iter(batch.values())))
+            sizes = [before.estimated_bytes(fetch, (batch_size, batch_size)) for fetch in fetches]
+            for group in chunks(fetches, sizes, FETCH_BUDGET):
+                for fetch, a, b in zip(group, before.run(group, batch), after.run(group, batch), strict=True):
+                    difference = _relative_difference(a, b)
+                    if difference > worst:
+                        worst, where = difference, fetch
     except GraphdocError as error:
         return Check(name, None, f"the original graph does not run ({error})")
-    worst, where = 0.0, ""
-    for fetch, a, b in zip(fetches, values_before, values_after, strict=True):
-        scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
-        difference = float(np.max(np.abs(a - b))) / scale if np.shape(a) == np.shape(b) and np.size(a) else 0.0
-        if np.shape(a) != np.shape(b):
-            difference = float("inf")
-        if difference > worst:
-            worst, where = difference, fetch
     ok = worst <= UNCHANGED_TOLERANCE
     detail = f"{len(fetches)} node(s) compared" + ("" if ok else f"; {where} differs by {worst:.3g}")
     return Check(name, ok, detail)
+
+
+def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    if np.shape(a) != np.shape(b):
+        return float("inf")
+    if not np.size(a):
+        return 0.0
+    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(a))), 1e-12)
 
 
 def _untouched(original: Model, fixed: Model) -> set[str]:
