@@ -139,7 +139,8 @@ def test_estimated_bytes_count_the_batch_of_every_run(write):
         assert runner.estimated_bytes("output:0", (1, 4)) == 5 * 8 * 4
 
 
-def _count_fetches(monkeypatch) -> list[int]:
+def _count_fetches(monkeypatch, fed: list[int] | None = None) -> list[int]:
+    """How many tensors each run fetches (and, into `fed`, how many it is fed)."""
     from graphdoc.tf.runner import GraphRunner
 
     counts: list[int] = []
@@ -147,6 +148,8 @@ def _count_fetches(monkeypatch) -> list[int]:
 
     def counting(self, fetches, feeds):
         counts.append(len(fetches))
+        if fed is not None:
+            fed.append(len(feeds))
         return run(self, fetches, feeds)
 
     monkeypatch.setattr(GraphRunner, "run", counting)
@@ -157,10 +160,12 @@ def test_a_probe_in_small_groups_finds_what_one_run_finds(monkeypatch):
     import graphdoc.verify.probe as probe_module
 
     whole = _probe(SAMPLE)
-    counts = _count_fetches(monkeypatch)
+    fed: list[int] = []
+    counts = _count_fetches(monkeypatch, fed)
     monkeypatch.setattr(probe_module, "FETCH_BUDGET", 256 << 10)
     grouped = _probe(SAMPLE)
     assert len(counts) > 4 * 10 and max(counts) < whole.probed
+    assert fed[:4] == [1] * 4 and min(fed[4:]) > 1  # later groups start from the tensors earlier ones computed
     assert [(r.node, r.kind) for r in grouped.roots] == [(r.node, r.kind) for r in whole.roots]
     assert (grouped.diverging, grouped.probed) == (whole.diverging, whole.probed)
 
@@ -178,3 +183,16 @@ def test_verification_in_small_groups_compares_the_same_nodes(build, write, tmp_
     assert max(counts) > 1 and counts.count(1) > 2  # the probe in one group, the comparison one node at a time
     compared = [line for line in whole.splitlines() if "node(s) compared" in line]
     assert compared and compared == [line for line in grouped.splitlines() if "node(s) compared" in line]
+
+
+def test_graphs_with_tf1_control_flow_are_recomputed_for_every_group(build, write, tmp_path, capsys, monkeypatch):
+    import graphdoc.verify.probe as probe_module
+
+    fed: list[int] = []
+    counts = _count_fetches(monkeypatch, fed)
+    monkeypatch.setattr(probe_module, "FETCH_BUDGET", 1)
+    training = str(write(build("slim_switch_control_flow_v1").training))  # Switch and Merge
+    assert main(["probe", training]) == 1  # still finds the training-mode node, group by group
+    assert len(counts) > 8 and set(fed) == {1}
+    assert main(["fix", training, "-o", str(tmp_path / "fixed.pb")]) == 0
+    assert capsys.readouterr().out.count("passed") == 3

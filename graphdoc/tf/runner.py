@@ -8,7 +8,11 @@ import numpy as np
 import tensorflow as tf
 
 from graphdoc.errors import GraphdocError, first_line
+from graphdoc.ops import MERGE_OPS, SWITCH_OPS
 from graphdoc.proto import GraphDef
+
+# Tensors that cannot be carried from one run to the next as numpy arrays.
+_UNCARRIED_DTYPES = frozenset({tf.resource, tf.variant})
 
 
 class GraphRunner:
@@ -56,6 +60,43 @@ class GraphRunner:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})
         except tf.errors.OpError as error:
             raise GraphdocError(f"TensorFlow could not run the graph: {first_line(error)}") from None
+
+    def run_in_groups(self, groups: list[list[str]], feeds: Sequence[dict[str, np.ndarray]]) -> Iterator[list[list]]:
+        """For each group of fetches (in graph order), its values under each feed.
+
+        Each run after the first is fed the tensors that cross into the rest
+        of the graph, as the same feed's previous run computed them, so the
+        graph is computed about once in all rather than once per group. TF1
+        control flow (Switch, Merge) is recomputed instead: a tensor of a
+        branch not taken has no value to carry.
+        """
+        cuts = self._crossing_tensors([fetch.rsplit(":", 1)[0] for fetch, *_ in groups[1:]])
+        carried: list[dict[str, np.ndarray]] = [{} for _ in feeds]
+        for group, crossing in zip(groups, [*cuts, []], strict=True):
+            values = []
+            for index, feed in enumerate(feeds):
+                result = self.run(group + crossing, {**feed, **carried[index]})
+                carried[index] = dict(zip(crossing, result[len(group):], strict=True))
+                values.append(result[: len(group)])
+            yield values
+
+    def _crossing_tensors(self, first_ops: list[str]) -> list[list[str]]:
+        """For each cut before one of `first_ops`: the tensors made before it and read after it."""
+        operations = self._graph.get_operations()
+        if any(op.type in SWITCH_OPS or op.type in MERGE_OPS for op in operations):
+            return [[] for _ in first_ops]
+        position = {op.name: index for index, op in enumerate(operations)}
+        last_reader: dict[tf.Tensor, int] = {}
+        for index, op in enumerate(operations):
+            for tensor in op.inputs:
+                last_reader[tensor] = index
+        carriable = [
+            (position[tensor.op.name], last, tensor.name) for tensor, last in last_reader.items()
+            if tensor.op.type != "Const" and tensor.dtype not in _UNCARRIED_DTYPES
+            and tensor.dtype == tensor.dtype.base_dtype and self._graph.is_feedable(tensor)  # not a ref
+        ]
+        cuts = [position[name] for name in first_ops]
+        return [[name for made, last, name in carriable if made < cut <= last] for cut in cuts]
 
     def close(self) -> None:
         self._session.close()

@@ -87,8 +87,9 @@ def probe(
     with GraphRunner(model.graph_def) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
-        for group in chunks(fetches, sizes, FETCH_BUDGET):
-            differences.update(_differences(group, [runner.run(group, feed) for feed in feeds]))
+        groups = list(chunks(fetches, sizes, FETCH_BUDGET))
+        for group, runs in zip(groups, runner.run_in_groups(groups, feeds), strict=True):
+            differences.update(_differences(group, runs))
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
     roots = [

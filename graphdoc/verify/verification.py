@@ -84,8 +84,10 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
                 return Check(name, None, "no node upstream of the fix has a floating-point output")
             batch_size = len(next(iter(batch.values())))
             sizes = [before.estimated_bytes(fetch, (batch_size, batch_size)) for fetch in fetches]
-            for group in chunks(fetches, sizes, FETCH_BUDGET):
-                for fetch, a, b in zip(group, before.run(group, batch), after.run(group, batch), strict=True):
+            groups = list(chunks(fetches, sizes, FETCH_BUDGET))
+            runs = zip(groups, before.run_in_groups(groups, [batch]), after.run_in_groups(groups, [batch]), strict=True)
+            for group, [values_before], [values_after] in runs:
+                for fetch, a, b in zip(group, values_before, values_after, strict=True):
                     difference = _relative_difference(a, b)
                     if difference > worst:
                         worst, where = difference, fetch
