@@ -129,6 +129,7 @@ def test_fetches_are_grouped_within_the_budget():
 
     groups = list(chunks(["a", "b", "c", "d", "e"], [3, 3, 3, 10, 1], budget=6))
     assert groups == [["a", "b"], ["c"], ["d"], ["e"]]  # a fetch larger than the budget goes alone
+    assert list(chunks(["a", "b", "c"], [0, 0, 0], budget=6, most=2)) == [["a", "b"], ["c"]]
 
 
 def test_estimated_bytes_count_the_batch_of_every_run(write):
