@@ -13,8 +13,10 @@ divergence is a diverging node none of whose inputs diverge.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from graphdoc.rewrite.outputs import infer_outputs
 from graphdoc.rules import Finding
 from graphdoc.verify.inputs import samples
 from graphdoc.verify.safety import refuse_unsafe
+
+if TYPE_CHECKING:
+    from graphdoc.tf.runner import GraphRunner
 
 # Differences below this, relative to the tensor's largest magnitude, are
 # float noise: kernels may sum in another order for another batch size.
@@ -70,8 +75,12 @@ def probe(
     shapes=None,
     outputs: list[str] | None = None,
     allow_unsafe: bool = False,
+    runner: GraphRunner | None = None,
 ) -> ProbeReport:
-    """Run `model` and report the roots of batch dependence and run-to-run randomness."""
+    """Run `model` and report the roots of batch dependence and run-to-run randomness.
+
+    `runner`, if given, already holds `model`'s graph (importing a large graph takes seconds).
+    """
     from graphdoc.tf.runner import GraphRunner, chunks
 
     refuse_unsafe(model, allow=allow_unsafe, purpose="probing")
@@ -84,7 +93,7 @@ def probe(
     wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view)
     feeds = (alone, batch_a, batch_a, batch_b)
     differences: dict[str, tuple[float, float]] = {}
-    with GraphRunner(model.graph_def) as runner:
+    with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
         groups = list(chunks(fetches, sizes, FETCH_BUDGET))

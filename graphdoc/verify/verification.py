@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from graphdoc.scanning import scan
 from graphdoc.verify.inputs import samples
 from graphdoc.verify.probe import BATCH, FETCH_BUDGET, probe
 from graphdoc.verify.safety import refuse_unsafe
+
+if TYPE_CHECKING:
+    from graphdoc.tf.runner import GraphRunner
 
 UNCHANGED_TOLERANCE = 1e-5
 
@@ -53,23 +58,26 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
     refuse_unsafe(original, allow=allow_unsafe, purpose="verifying the fix")
     verification = Verification()
     batch = samples(fixed, BATCH, data=data, shapes=shapes)
-    try:
-        with GraphRunner(fixed.graph_def) as runner:
+    with contextlib.ExitStack() as stack:
+        try:
+            runner = stack.enter_context(GraphRunner(fixed.graph_def))
             runner.run([f"{name}:0" for name in report.outputs], batch)
-    except GraphdocError as error:
-        verification.checks.append(Check("imports and runs", False, str(error)))
-        return verification
-    verification.checks.append(Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {BATCH}"))
-    roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True).roots
-    detail = "no node depends on the batch or changes between runs" if not roots else (
-        f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
-    )
-    verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
-    verification.checks.append(_untouched_nodes_agree(original, fixed, batch))
+        except GraphdocError as error:
+            verification.checks.append(Check("imports and runs", False, str(error)))
+            return verification
+        verification.checks.append(
+            Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {BATCH}"))
+        roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner).roots
+        detail = "no node depends on the batch or changes between runs" if not roots else (
+            f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
+        )
+        verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
+        verification.checks.append(_untouched_nodes_agree(original, fixed, batch, runner))
     return verification
 
 
-def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
+def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner) -> Check:
+    """`after` holds the fixed graph."""
     from graphdoc.tf.runner import GraphRunner, chunks
 
     name = "untouched nodes unchanged"
@@ -77,7 +85,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch) -> Check:
     runnable = _runnable(original)
     worst, where = 0.0, ""
     try:
-        with GraphRunner(runnable.graph_def) as before, GraphRunner(fixed.graph_def) as after:
+        with GraphRunner(runnable.graph_def) as before:
             common &= set(after.floating_outputs())
             fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
