@@ -69,12 +69,16 @@ def fix(
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place)
 
 
-def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False):
-    """Run `model` and return the roots of batch dependence and randomness (a ProbeReport)."""
+def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False,
+          status=lambda message: None):
+    """Run `model` and return the roots of batch dependence and randomness (a ProbeReport).
+
+    `status(message)` hears how far a large model's probe has come.
+    """
     from graphdoc.verify.probe import probe as _probe
 
     return _probe(model, _scan(model), data=Path(inputs) if inputs else None, shapes=shapes, outputs=outputs,
-                  allow_unsafe=allow_unsafe)
+                  allow_unsafe=allow_unsafe, status=status)
 
 
 def save(model: Model, path: str | Path) -> None:

@@ -327,9 +327,9 @@ def _verify(original, report, args: argparse.Namespace):
         return None
     from graphdoc.verify.verification import verify
 
-    with _status("verifying the fixed graph"):
+    with _status("verifying the fixed graph") as status:
         return verify(original(), report, data=args.inputs, shapes=parse_shapes(args.input_shape),
-                      allow_unsafe=args.allow_unsafe_ops)
+                      allow_unsafe=args.allow_unsafe_ops, status=_shown_on(status, "verifying the fixed graph: "))
 
 
 def _write_fix(report, args: argparse.Namespace, *, overwrites_input: bool) -> None:
@@ -346,9 +346,9 @@ def _write_fix(report, args: argparse.Namespace, *, overwrites_input: bool) -> N
 
 def _probe(args: argparse.Namespace, console: Console) -> int:
     model = _load(args.model, args)
-    with _status("probing: running the graph four times"):
+    with _status("probing: running the graph four times") as status:
         report = api.probe(model, inputs=args.inputs, shapes=parse_shapes(args.input_shape), outputs=args.outputs,
-                           allow_unsafe=args.allow_unsafe_ops)
+                           allow_unsafe=args.allow_unsafe_ops, status=_shown_on(status))
     render_probe(console, model, report)
     return EXIT_FINDINGS if report.roots else EXIT_CLEAN
 
@@ -421,6 +421,11 @@ def _status(message: str):
     """A spinner on stderr while something slow runs (only on a terminal; the report owns stdout)."""
     stderr = Console(stderr=True)
     return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+
+
+def _shown_on(status, prefix: str = ""):
+    """A callback that puts its messages on the spinner `status`, if there is one (a terminal)."""
+    return (lambda message: status.update(prefix + message)) if status else (lambda message: None)
 
 
 @contextlib.contextmanager

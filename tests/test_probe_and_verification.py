@@ -197,3 +197,34 @@ def test_graphs_with_tf1_control_flow_are_recomputed_for_every_group(build, writ
     assert len(counts) > 8 and set(fed) == {1}
     assert main(["fix", training, "-o", str(tmp_path / "fixed.pb")]) == 0
     assert capsys.readouterr().out.count("passed") == 3
+
+
+def test_verification_says_how_far_it_has_come(monkeypatch):
+    import graphdoc.verify.probe as probe_module
+    import graphdoc.verify.verification as verification_module
+    from graphdoc import api
+
+    monkeypatch.setattr(probe_module, "FETCH_BUDGET", 64 << 10)
+    monkeypatch.setattr(verification_module, "FETCH_BUDGET", 64 << 10)
+    model = load(SAMPLE)
+    report = api.fix(model)
+    messages: list[str] = []
+    assert verification_module.verify(load(SAMPLE), report, status=messages.append).passed
+    probing = [m for m in messages if m.startswith("probing:")]
+    assert len(probing) > 2 and probing[-1].split()[1] == probing[-1].split()[3]  # "probing: n of n groups ..."
+    assert any(m.startswith("comparing untouched nodes: 1 of") for m in messages)
+
+
+def test_the_cli_shows_those_messages_on_its_spinner():
+    from graphdoc.cli import _shown_on
+
+    class Spinner:
+        shown: list[str] = []
+
+        def update(self, message):
+            self.shown.append(message)
+
+    spinner = Spinner()
+    _shown_on(spinner, "verifying: ")("probing: 1 of 2")
+    _shown_on(None)("off a terminal there is no spinner")
+    assert spinner.shown == ["verifying: probing: 1 of 2"]

@@ -14,6 +14,7 @@ divergence is a diverging node none of whose inputs diverge.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,10 +77,12 @@ def probe(
     outputs: list[str] | None = None,
     allow_unsafe: bool = False,
     runner: GraphRunner | None = None,
+    status: Callable[[str], None] = lambda message: None,
 ) -> ProbeReport:
     """Run `model` and report the roots of batch dependence and run-to-run randomness.
 
-    `runner`, if given, already holds `model`'s graph (importing a large graph takes seconds).
+    `runner`, if given, already holds `model`'s graph (importing a large graph
+    takes seconds); `status` hears which group of tensors is being run.
     """
     from graphdoc.tf.runner import GraphRunner, chunks
 
@@ -97,7 +100,8 @@ def probe(
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
         groups = list(chunks(fetches, sizes, FETCH_BUDGET))
-        for group, runs in zip(groups, runner.run_in_groups(groups, feeds), strict=True):
+        for number, (group, runs) in enumerate(zip(groups, runner.run_in_groups(groups, feeds), strict=True), 1):
+            status(f"probing: {number} of {len(groups)} groups of tensors run")
             differences.update(_differences(group, runs))
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)

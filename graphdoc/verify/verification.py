@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,8 +51,11 @@ class Verification:
 
 
 def verify(original: Model, report: FixReport, *, data: Path | None = None, shapes=None,
-           allow_unsafe: bool = False) -> Verification:
-    """Run the three checks on `report.fixed`; never raises for a failed check, only for bad input."""
+           allow_unsafe: bool = False, status: Callable[[str], None] = lambda message: None) -> Verification:
+    """Run the three checks on `report.fixed`; never raises for a failed check, only for bad input.
+
+    `status` hears what is running: on a large model each check takes a while.
+    """
     from graphdoc.tf.runner import GraphRunner
 
     fixed = report.fixed
@@ -60,6 +64,7 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
     batch = samples(fixed, BATCH, data=data, shapes=shapes)
     with contextlib.ExitStack() as stack:
         try:
+            status("importing the fixed graph into TensorFlow")
             runner = stack.enter_context(GraphRunner(fixed.graph_def))
             runner.run([f"{name}:0" for name in report.outputs], batch)
         except GraphdocError as error:
@@ -67,16 +72,18 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
             return verification
         verification.checks.append(
             Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {BATCH}"))
-        roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner).roots
+        roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner,
+                      status=status).roots
         detail = "no node depends on the batch or changes between runs" if not roots else (
             f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
         )
         verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
-        verification.checks.append(_untouched_nodes_agree(original, fixed, batch, runner))
+        verification.checks.append(_untouched_nodes_agree(original, fixed, batch, runner, status))
     return verification
 
 
-def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner) -> Check:
+def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner,
+                           status: Callable[[str], None]) -> Check:
     """`after` holds the fixed graph."""
     from graphdoc.tf.runner import GraphRunner, chunks
 
@@ -84,6 +91,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
     common = {f"{n}:0" for n in _untouched(original, fixed)}
     runnable = _runnable(original)
     worst, where = 0.0, ""
+    status("importing the original graph into TensorFlow")
     try:
         with GraphRunner(runnable.graph_def) as before:
             common &= set(after.floating_outputs())
@@ -94,7 +102,8 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
             sizes = [before.estimated_bytes(fetch, (batch_size, batch_size)) for fetch in fetches]
             groups = list(chunks(fetches, sizes, FETCH_BUDGET))
             runs = zip(groups, before.run_in_groups(groups, [batch]), after.run_in_groups(groups, [batch]), strict=True)
-            for group, [values_before], [values_after] in runs:
+            for number, (group, [values_before], [values_after]) in enumerate(runs, 1):
+                status(f"comparing untouched nodes: {number} of {len(groups)} groups of tensors run")
                 for fetch, a, b in zip(group, values_before, values_after, strict=True):
                     difference = _relative_difference(a, b)
                     if difference > worst:
