@@ -140,6 +140,13 @@ def test_estimated_bytes_count_the_batch_of_every_run(write):
         assert runner.estimated_bytes("output:0", (1, 4)) == 5 * 8 * 4
 
 
+def test_no_groups_run_nothing(write):
+    from graphdoc.tf.runner import GraphRunner
+
+    with GraphRunner(load(write(graphs.build(graphs.tf2_dropout))).graph_def) as runner:
+        assert list(runner.run_in_groups([], [{}])) == []
+
+
 def _count_fetches(monkeypatch, fed: list[int] | None = None) -> list[int]:
     """How many tensors each run fetches (and, into `fed`, how many it is fed)."""
     from graphdoc.tf.runner import GraphRunner

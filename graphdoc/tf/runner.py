@@ -72,7 +72,7 @@ class GraphRunner:
         """
         cuts = self._crossing_tensors([fetch.rsplit(":", 1)[0] for fetch, *_ in groups[1:]])
         carried: list[dict[str, np.ndarray]] = [{} for _ in feeds]
-        for group, crossing in zip(groups, [*cuts, []], strict=True):
+        for group, crossing in zip(groups, [*cuts, []]):  # the last group carries nothing on
             values = []
             for index, feed in enumerate(feeds):
                 result = self.run(group + crossing, {**feed, **carried[index]})
