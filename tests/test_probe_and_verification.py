@@ -140,6 +140,20 @@ def test_estimated_bytes_count_the_batch_of_every_run(write):
         assert runner.estimated_bytes("output:0", (1, 4)) == 5 * 8 * 4
 
 
+def test_sizes_follow_the_inputs_where_the_graph_leaves_dimensions_unknown(write):
+    import numpy as np
+
+    from graphdoc.tf.runner import GraphRunner
+
+    graph_def = load(write(graphs.build(graphs.tf2_dropout, input_shape=(None, None, 8)))).graph_def
+    with GraphRunner(graph_def) as runner:
+        assert runner.estimated_bytes("output:0", (1,)) == 8 * 4  # an unknown dimension counts as 1
+    with GraphRunner(graph_def, {"input": np.zeros((4, 100, 8), np.float32)}) as runner:
+        assert runner.estimated_bytes("output:0", (1, 4)) == 5 * 100 * 8 * 4
+        [value] = runner.run(["output:0"], {"input": np.ones((2, 100, 8), np.float32)})
+        assert value.shape == (2, 100, 8)  # the batch stays free
+
+
 def test_no_groups_run_nothing(write):
     from graphdoc.tf.runner import GraphRunner
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,8 +18,16 @@ _UNCARRIED_DTYPES = frozenset({tf.resource, tf.variant})
 class GraphRunner:
     """One imported graph in one session, run as often as needed."""
 
-    def __init__(self, graph_def: GraphDef):
+    def __init__(self, graph_def: GraphDef, feeds: Mapping[str, np.ndarray] | None = None):
+        """`feeds`, if given, are inputs like those the graph will be run on.
+
+        Their shapes fill the placeholders' unknown dimensions other than the
+        batch, so that TensorFlow's static shapes, and the sizes estimated
+        from them, are those of the runs.
+        """
         tf_graph_def = tf.compat.v1.GraphDef.FromString(graph_def.SerializeToString())
+        if feeds:
+            _fill_unknown_dimensions(tf_graph_def, {name: np.shape(array) for name, array in feeds.items()})
         self._graph = tf.Graph()
         with self._graph.as_default():
             try:
@@ -134,6 +142,23 @@ def chunks(fetches: list[str], sizes: list[int], budget: int, most: int = 10_000
         held += size
     if group:
         yield group
+
+
+def _fill_unknown_dimensions(graph_def, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    for node in graph_def.node:
+        given = shapes.get(node.name)
+        if node.op != "Placeholder" or given is None:
+            continue
+        shape = node.attr["shape"].shape
+        if shape.unknown_rank:
+            shape.unknown_rank = False
+            shape.dim.add().size = -1  # the batch
+            for size in given[1:]:
+                shape.dim.add().size = size
+        elif len(shape.dim) == len(given):
+            for dim, size in zip(shape.dim[1:], given[1:], strict=True):
+                if dim.size == -1:
+                    dim.size = size
 
 
 def _tensor_name(name: str) -> str:

@@ -96,7 +96,7 @@ def probe(
     wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view)
     feeds = (alone, batch_a, batch_a, batch_b)
     differences: dict[str, tuple[float, float]] = {}
-    with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def) as runner:
+    with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
         groups = list(chunks(fetches, sizes, FETCH_BUDGET))

@@ -65,7 +65,7 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
     with contextlib.ExitStack() as stack:
         try:
             status("importing the fixed graph into TensorFlow")
-            runner = stack.enter_context(GraphRunner(fixed.graph_def))
+            runner = stack.enter_context(GraphRunner(fixed.graph_def, batch))
             runner.run([f"{name}:0" for name in report.outputs], batch)
         except GraphdocError as error:
             verification.checks.append(Check("imports and runs", False, str(error)))
@@ -93,7 +93,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
     worst, where = 0.0, ""
     status("importing the original graph into TensorFlow")
     try:
-        with GraphRunner(runnable.graph_def) as before:
+        with GraphRunner(runnable.graph_def, batch) as before:
             common &= set(after.floating_outputs())
             fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
