@@ -39,7 +39,7 @@ TOLERANCE = 1e-4
 _SHAPE_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank"})
 BATCH = 4
 # Fetched values held at once: larger graphs are run in groups of fetches.
-FETCH_BUDGET = 2 << 30
+FETCH_BUDGET = 1 << 30
 
 
 @dataclass(frozen=True)
