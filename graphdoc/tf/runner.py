@@ -78,7 +78,7 @@ class GraphRunner:
         control flow (Switch, Merge) is recomputed instead: a tensor of a
         branch not taken has no value to carry.
         """
-        cuts = self._crossing_tensors([fetch.rsplit(":", 1)[0] for fetch, *_ in groups[1:]])
+        cuts = self._crossing_tensors([group[0].rsplit(":", 1)[0] for group in groups[1:]])
         carried: list[dict[str, np.ndarray]] = [{} for _ in feeds]
         for group, crossing in zip(groups, [*cuts, []]):  # the last group carries nothing on
             values = []
@@ -99,12 +99,15 @@ class GraphRunner:
             for tensor in op.inputs:
                 last_reader[tensor] = index
         carriable = [
-            (position[tensor.op.name], last, tensor.name) for tensor, last in last_reader.items()
+            tensor for tensor in last_reader
             if tensor.op.type != "Const" and tensor.dtype not in _UNCARRIED_DTYPES
             and tensor.dtype == tensor.dtype.base_dtype and self._graph.is_feedable(tensor)  # not a ref
         ]
+        names = np.array([tensor.name for tensor in carriable], dtype=object)
+        made = np.array([position[tensor.op.name] for tensor in carriable], dtype=np.int64)
+        last = np.array([last_reader[tensor] for tensor in carriable], dtype=np.int64)
         cuts = [position[name] for name in first_ops]
-        return [[name for made, last, name in carriable if made < cut <= last] for cut in cuts]
+        return [names[(made < cut) & (cut <= last)].tolist() for cut in cuts]
 
     def close(self) -> None:
         self._session.close()
