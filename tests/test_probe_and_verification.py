@@ -249,3 +249,13 @@ def test_the_cli_shows_those_messages_on_its_spinner():
     _shown_on(spinner, "verifying: ")("probing: 1 of 2")
     _shown_on(None)("off a terminal there is no spinner")
     assert spinner.shown == ["verifying: probing: 1 of 2"]
+
+
+def test_a_graph_without_inputs_is_verified_too(write, tmp_path, capsys):
+    graph = tf.Graph()
+    with graph.as_default():
+        constant = tf.constant([[1.0, 2.0]], name="c")
+        tf.identity(tf.nn.dropout(constant, rate=0.5, seed=1), name="output")
+    model = write(graph.as_graph_def().SerializeToString())
+    assert main(["fix", str(model), "-o", str(tmp_path / "fixed.pb")]) == 0
+    assert capsys.readouterr().out.count("passed") == 3

@@ -98,8 +98,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
             fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
                 return Check(name, None, "no node upstream of the fix has a floating-point output")
-            batch_size = len(next(iter(batch.values())))
-            sizes = [before.estimated_bytes(fetch, (batch_size, batch_size)) for fetch in fetches]
+            sizes = [before.estimated_bytes(fetch, (BATCH, BATCH)) for fetch in fetches]
             groups = list(chunks(fetches, sizes, FETCH_BUDGET))
             runs = zip(groups, before.run_in_groups(groups, [batch]), after.run_in_groups(groups, [batch]), strict=True)
             for number, (group, [values_before], [values_after]) in enumerate(runs, 1):
