@@ -1,5 +1,6 @@
 """Proof by behaviour: probe, verified fixes, compare, and the refusal to run unsafe graphs."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -141,8 +142,6 @@ def test_estimated_bytes_count_the_batch_of_every_run(write):
 
 
 def test_sizes_follow_the_inputs_where_the_graph_leaves_dimensions_unknown(write):
-    import numpy as np
-
     from graphdoc.tf.runner import GraphRunner
 
     graph_def = load(write(graphs.build(graphs.tf2_dropout, input_shape=(None, None, 8)))).graph_def
@@ -240,7 +239,8 @@ def test_the_cli_shows_those_messages_on_its_spinner():
     from graphdoc.cli import _shown_on
 
     class Spinner:
-        shown: list[str] = []
+        def __init__(self):
+            self.shown: list[str] = []
 
         def update(self, message):
             self.shown.append(message)
