@@ -63,6 +63,10 @@ class GraphRunner:
             return tensor.dtype.size * rest * sum(batch_sizes)
         return tensor.dtype.size * rest * (dims[0] if dims else 1) * len(batch_sizes)
 
+    def fetch_groups(self, fetches: list[str], batch_sizes: Sequence[int], budget: int) -> list[list[str]]:
+        """`fetches` in consecutive groups that hold at most `budget` bytes over runs of `batch_sizes`."""
+        return list(chunks(fetches, [self.estimated_bytes(fetch, batch_sizes) for fetch in fetches], budget))
+
     def run(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})

@@ -84,7 +84,7 @@ def probe(
     `runner`, if given, already holds `model`'s graph (importing a large graph
     takes seconds); `status` hears which group of tensors is being run.
     """
-    from graphdoc.tf.runner import GraphRunner, chunks
+    from graphdoc.tf.runner import GraphRunner
 
     refuse_unsafe(model, allow=allow_unsafe, purpose="probing")
     view = model.main
@@ -98,8 +98,7 @@ def probe(
     differences: dict[str, tuple[float, float]] = {}
     with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
-        sizes = [runner.estimated_bytes(fetch, (1, BATCH, BATCH, BATCH)) for fetch in fetches]
-        groups = list(chunks(fetches, sizes, FETCH_BUDGET))
+        groups = runner.fetch_groups(fetches, (1, BATCH, BATCH, BATCH), FETCH_BUDGET)
         for number, (group, runs) in enumerate(zip(groups, runner.run_in_groups(groups, feeds), strict=True), 1):
             status(f"probing: {number} of {len(groups)} groups of tensors run")
             differences.update(_differences(group, runs))

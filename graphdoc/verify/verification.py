@@ -85,7 +85,7 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
 def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner,
                            status: Callable[[str], None]) -> Check:
     """`after` holds the fixed graph."""
-    from graphdoc.tf.runner import GraphRunner, chunks
+    from graphdoc.tf.runner import GraphRunner
 
     name = "untouched nodes unchanged"
     common = {f"{n}:0" for n in _untouched(original, fixed)}
@@ -98,8 +98,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
             fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
                 return Check(name, None, "no node upstream of the fix has a floating-point output")
-            sizes = [before.estimated_bytes(fetch, (BATCH, BATCH)) for fetch in fetches]
-            groups = list(chunks(fetches, sizes, FETCH_BUDGET))
+            groups = before.fetch_groups(fetches, (BATCH, BATCH), FETCH_BUDGET)
             runs = zip(groups, before.run_in_groups(groups, [batch]), after.run_in_groups(groups, [batch]), strict=True)
             for number, (group, [values_before], [values_after]) in enumerate(runs, 1):
                 status(f"comparing untouched nodes: {number} of {len(groups)} groups of tensors run")
