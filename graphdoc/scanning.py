@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import itertools
 
+from graphdoc.graph.edits import MakeConst
 from graphdoc.graph.model import Model
 from graphdoc.parallel import cores, run_all
 from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Finding, Fix, Rule
@@ -48,7 +49,12 @@ def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:
     for finding in findings:
         by = covering.get(finding.location)
         if by is not None:
-            fix = Fix(f"removed with the training branch by the {by.code} fix of {by.node}", ())
+            fix = Fix(f"fixed by {_binding(by)} ({by.code}): the training branch goes", ())
             finding = dataclasses.replace(finding, fix=fix, unfixable=None, site=None)
         credited.append(finding)
     return credited
+
+
+def _binding(finding: Finding) -> str:
+    binds = [edit for edit in finding.fix.edits if isinstance(edit, MakeConst)]
+    return ", ".join(f"binding {edit.node}={edit.value}" for edit in binds) or f"the fix of {finding.node}"

@@ -17,6 +17,7 @@ from graphdoc.graph.model import Model, called_functions
 from graphdoc.graph.view import EditError, GraphView, Tensor
 from graphdoc.ops import IF_OPS, MERGE_OPS, SWITCH_OPS
 from graphdoc.proto import FunctionDef, NodeDef
+from graphdoc.rules.conds import constant_predicate
 
 
 def fold_constant_control_flow(model: Model) -> int:
@@ -31,20 +32,13 @@ def fold_constant_control_flow(model: Model) -> int:
     return folded
 
 
-def _constant_predicate(view: GraphView, tensor: Tensor) -> bool | None:
-    value = view.const_value(tensor)
-    if value is None or value.dtype != bool or value.size != 1:
-        return None
-    return bool(value.reshape(()))
-
-
 # -- control flow v1 ---------------------------------------------------------------------------
 
 
 def fold_constant_switches(view: GraphView) -> int:
     live_ports = {}
     for name in view.ops_of(SWITCH_OPS):
-        predicate = _constant_predicate(view, view.inputs(name)[1])
+        predicate = constant_predicate(view, view.inputs(name)[1])
         if predicate is not None:
             live_ports[name] = int(predicate)
     if not live_ports:
@@ -90,7 +84,7 @@ def inline_constant_ifs(model: Model) -> int:
     functions = {f.signature.name: f for f in model.graph_def.library.function}
     inlined = 0
     for name in list(view.ops_of(IF_OPS)):
-        predicate = _constant_predicate(view, view.inputs(name)[0])
+        predicate = constant_predicate(view, view.inputs(name)[0])
         if predicate is None:
             continue
         branch = view.nodes[name].attr["then_branch" if predicate else "else_branch"].func.name

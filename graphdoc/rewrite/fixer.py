@@ -75,6 +75,8 @@ def fix(
     output_names = resolve_outputs(model.main, outputs)
     findings = scan(model) if findings is None else findings
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
+    # Findings in a training branch: the structural fix removes them with it.
+    carried = [f for f in findings if f.fix is not None and not f.fix.edits and f.code not in STRUCTURAL_RULES]
     ops_before = op_counts(model)
     nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
     working = model if in_place else copy_model(model)
@@ -88,6 +90,8 @@ def fix(
         pruned += _prune(working, output_names)
         working = dataclasses.replace(model, graph_def=working.graph_def)
         findings = scan(working)
+        left = {finding.location for finding in findings}
+        carried = [finding for finding in carried if finding.location not in left]
     if complete is not None:
         findings = complete(working, findings)
     held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes]
@@ -107,7 +111,7 @@ def fix(
     return FixReport(
         fixed=fixed,
         outputs=output_names,
-        applied=structural + applied,
+        applied=structural + (carried if structural else []) + applied,
         held_back=held_back,
         not_fixable=[f for f in findings if f.fix is None],
         remaining=scan(fixed),

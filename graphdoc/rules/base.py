@@ -68,6 +68,9 @@ class Rule:
     name: ClassVar[str]
     severity: ClassVar[Severity] = Severity.ERROR
     summary: ClassVar[str]
+    # Whether a finding is behaviour that only training should have (batch
+    # statistics, random masks): what a training switch is judged by.
+    training_behaviour: ClassVar[bool] = False
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         """Findings in one graph body; `model` gives access to the others (library functions)."""

@@ -56,6 +56,7 @@ class TrainingModeFusedBatchNorm(Rule):
     code = "GD101"
     name = "training-fused-batchnorm"
     summary = "Fused BatchNorm normalizes with batch statistics (is_training=true)"
+    training_behaviour = True
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for name in view.ops_of(ops.FUSED_BATCH_NORM_OPS):

@@ -67,6 +67,7 @@ class BatchMomentsBatchNorm(Rule):
     code = "GD102"
     name = "batch-moments-batchnorm"
     summary = "Decomposed BatchNorm normalizes with batch moments (tf.nn.moments over the batch axis)"
+    training_behaviour = True
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for name in view.ops_of({"Mean"}):

@@ -63,6 +63,7 @@ class LiveDropout(Rule):
     code = "GD201"
     name = "live-dropout"
     summary = "Dropout drops activations at inference (a random mask multiplies the activation)"
+    training_behaviour = True
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for dropout in dropouts(view):

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from graphdoc import ops
 from graphdoc.graph.edits import MakeConst
 from graphdoc.graph.model import Model
-from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.graph.view import GraphView
 from graphdoc.rules.base import Finding, Fix, Rule, Severity
-from graphdoc.rules.training_behaviour import training_functions, training_nodes
-
-_BRANCH_SEARCH_DEPTH = 12
-_DT_BOOL = 10
+from graphdoc.rules.conds import Cond, find_conds
 
 
 class TrainingSwitch(Rule):
@@ -49,35 +45,35 @@ class TrainingSwitch(Rule):
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         if view.scope:
             return  # placeholders live in the main graph
-        gates = _gates_by_placeholder(view)
-        if not gates:
-            return
-        sides, covered = _training_sides(view, model, gates)
-        for placeholder, gate_nodes in gates.items():
-            if placeholder in sides:
-                yield self._finding(view, placeholder, gate_nodes, sides[placeholder], covered.get(placeholder, []))
+        by_placeholder: dict[str, list[Cond]] = {}
+        for cond in find_conds(view, model):
+            by_placeholder.setdefault(cond.placeholder, []).append(cond)
+        for placeholder, conds in by_placeholder.items():
+            switching = [cond for cond in conds if cond.training]
+            if switching:
+                yield self._finding(view, placeholder, conds, switching)
 
-    def _finding(
-        self, view: GraphView, placeholder: str, gates: list[str], sides: set[bool], covered: list[str]
-    ) -> Finding:
+    def _finding(self, view: GraphView, placeholder: str, conds: list[Cond], switching: list[Cond]) -> Finding:
         # The report lists the gates, then the locations of the training behaviour they switch on.
-        nodes = (*sorted(gates), *sorted(covered))
-        if len(sides) > 1:
-            return self.finding(
-                view, placeholder, f"{placeholder} switches training behaviour on both of its values",
-                nodes=nodes, unfixable="both branches hold training-mode behaviour; no value selects inference",
-            )
-        [training_value] = sides
+        gates = sorted(switch for cond in conds for switch in cond.switches)
+        covered = sorted({location for cond in switching for locations in cond.training.values() for location in locations})
+        nodes = (*gates, *covered)
+        problem = _disagreement(placeholder, switching)
+        if problem is not None:
+            message = f"{placeholder} switches training behaviour on both of its values"
+            return self.finding(view, placeholder, message, nodes=nodes, unfixable=problem)
+        [training_value] = {value for cond in switching for value in cond.training}
         inference = not training_value
         default = _default(view, placeholder)
+        count = f"{len(switching)} tf.cond"
         if default is None:
-            message = f"{placeholder} must be fed {inference} at inference, or {len(gates)} tf.cond run in training mode"
+            message = f"{placeholder} must be fed {inference} at inference, or {count} run in training mode"
             severity = Severity.WARNING
         elif default == training_value:
             message = f"{placeholder} defaults to {default}: the graph runs in training mode unless fed {inference}"
             severity = Severity.ERROR
         else:
-            message = f"{placeholder} defaults to inference mode, but {len(gates)} tf.cond remain for converters to reject"
+            message = f"{placeholder} defaults to inference mode, but {count} remain for converters to reject"
             severity = Severity.WARNING
         fix = Fix(
             f"bind {placeholder} to {inference} and remove the control flow it drives",
@@ -86,60 +82,21 @@ class TrainingSwitch(Rule):
         return self.finding(view, placeholder, message, nodes=nodes, fix=fix, severity=severity)
 
 
-def _gates_by_placeholder(view: GraphView) -> dict[str, list[str]]:
-    """Switch and If nodes whose predicate is a boolean placeholder, by placeholder."""
-    gates: dict[str, list[str]] = {}
-    for name in view.ops_of(ops.SWITCH_OPS | ops.IF_OPS):
-        inputs = view.inputs(name)
-        predicate = inputs[1] if view.op(name) in ops.SWITCH_OPS else inputs[0]
-        source = view.resolve(predicate).node
-        if view.op(source) in ops.PLACEHOLDER_OPS and view.attr(source, "dtype") == _DT_BOOL:
-            gates.setdefault(source, []).append(name)
-    return gates
-
-
-def _training_sides(
-    view: GraphView, model: Model, gates: dict[str, list[str]]
-) -> tuple[dict[str, set[bool]], dict[str, list[str]]]:
-    """For each placeholder: the values under which its gates lead to training
-    behaviour, and where that behaviour is (finding locations)."""
-    gate_owner = {gate: placeholder for placeholder, names in gates.items() for gate in names}
-    sides: dict[str, set[bool]] = {}
-    covered: dict[str, list[str]] = {}
-    for node in training_nodes(view, model):
-        found = _enclosing_switch(view, node, gate_owner)
-        if found is not None:
-            switch, port = found
-            sides.setdefault(gate_owner[switch], set()).add(bool(port))
-            covered.setdefault(gate_owner[switch], []).append(node)
-    branch_training = training_functions(model)
-    for gate, placeholder in gate_owner.items():
-        if view.op(gate) not in ops.IF_OPS:
-            continue
-        attrs = view.nodes[gate].attr
-        for value, branch in ((True, "then_branch"), (False, "else_branch")):
-            function = attrs[branch].func.name
-            if function in branch_training:
-                sides.setdefault(placeholder, set()).add(value)
-                covered.setdefault(placeholder, []).extend(f"{function}::{n}" for n in branch_training[function])
-    return sides, covered
-
-
-def _enclosing_switch(view: GraphView, node: str, gates: dict[str, str]) -> tuple[str, int] | None:
-    """The gate Switch output that `node` runs behind, found walking its inputs back."""
-    frontier, seen = [node], {node}
-    for _ in range(_BRANCH_SEARCH_DEPTH):
-        next_frontier = []
-        for name in frontier:
-            producers = [*view.inputs(name), *(Tensor(c) for c in view.control_inputs(name))]
-            for tensor in producers:
-                if tensor.node in gates:
-                    return tensor.node, tensor.port
-                if tensor.node not in seen and view.op(tensor.node) not in ops.MERGE_OPS:
-                    seen.add(tensor.node)
-                    next_frontier.append(tensor.node)
-        frontier = next_frontier
-    return None
+def _disagreement(placeholder: str, conds: list[Cond]) -> str | None:
+    """Why no single value of `placeholder` selects inference in every cond, or None."""
+    both = [cond for cond in conds if len(cond.training) > 1]
+    if both:
+        return f"both branches of {both[0].gate} hold training-mode behaviour; no value selects inference"
+    by_value: dict[bool, list[Cond]] = {}
+    for cond in conds:
+        by_value.setdefault(next(iter(cond.training)), []).append(cond)
+    if len(by_value) < 2:
+        return None
+    fewer, more = sorted(by_value.items(), key=lambda item: len(item[1]))
+    return (
+        f"{fewer[1][0].gate} runs training behaviour when {placeholder} is {fewer[0]}, but "
+        f"{len(more[1])} other tf.cond when it is {more[0]}; no value selects inference in all of them"
+    )
 
 
 def _default(view: GraphView, placeholder: str) -> bool | None:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from graphdoc.graph.model import Model, callees
 from graphdoc.graph.view import GraphView
+from graphdoc.rules.base import Finding
+
+
+def training_findings(view: GraphView, model: Model) -> list[Finding]:
+    """The findings in `view` of the rules whose findings are training behaviour."""
+    from graphdoc.rules import ALL_RULES
+
+    return [
+        finding
+        for rule in ALL_RULES
+        if rule.training_behaviour
+        for finding in rule().check(view, model)
+    ]
 
 
 def training_nodes(view: GraphView, model: Model) -> list[str]:
     """Nodes of `view` that the BatchNorm and dropout rules flag."""
-    from graphdoc.rules.gd101_training_fused_batchnorm import TrainingModeFusedBatchNorm
-    from graphdoc.rules.gd102_batch_moments_batchnorm import BatchMomentsBatchNorm
-    from graphdoc.rules.gd201_live_dropout import LiveDropout
-
-    return [
-        finding.node
-        for rule in (TrainingModeFusedBatchNorm(), BatchMomentsBatchNorm(), LiveDropout())
-        for finding in rule.check(view, model)
-    ]
+    return [finding.node for finding in training_findings(view, model)]
 
 
 def training_functions(model: Model) -> dict[str, list[str]]:
