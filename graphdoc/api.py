@@ -21,7 +21,7 @@ from graphdoc.graph.model import Model
 from graphdoc.loading import load
 from graphdoc.rewrite import FixReport
 from graphdoc.rewrite import fix as _fix
-from graphdoc.rewrite.statistics import complete
+from graphdoc.rewrite.statistics import complete_statistics
 from graphdoc.rules import Finding, select_rules
 from graphdoc.scanning import scan as _scan
 from graphdoc.writing import write_graph_def
@@ -29,13 +29,24 @@ from graphdoc.writing import write_graph_def
 __all__ = ["load", "scan", "fix", "probe", "save"]
 
 
-def scan(model: Model, *, select: list[str] | None = None, ignore: list[str] | None = None) -> list[Finding]:
-    """Every finding in `model`, sorted; `select`/`ignore` take rule codes or families (GD1)."""
+def scan(
+    model: Model,
+    *,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    checkpoint: str | Path | None = None,
+) -> list[Finding]:
+    """Every finding in `model`, sorted; `select`/`ignore` take rule codes or families (GD1).
+
+    Statistics the graph lacks are looked up in `checkpoint` (or the checkpoint
+    the model was loaded from), as `fix` would: a finding is fixable here
+    exactly when `fix` with the same inputs fixes it.
+    """
     try:
         rules = select_rules(select, ignore)
     except ValueError as error:
         raise GraphdocError(str(error)) from None
-    return _scan(model, rules)
+    return complete_statistics(model, _scan(model, rules), checkpoint=checkpoint)
 
 
 def fix(
@@ -54,17 +65,8 @@ def fix(
     Raises GraphdocError when a fix cannot be completed."""
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
-        source = checkpoint or graph.checkpoint
-        if source is not None and _lacks_statistics(findings):
-            from graphdoc.sources.checkpoint import CheckpointStatistics
-
-            findings = complete(graph, findings, CheckpointStatistics(Path(source)))
-        if calibrate is not None and _lacks_statistics(findings):
-            from graphdoc.sources.calibration import CalibratedStatistics
-
-            calibrated = CalibratedStatistics(graph, findings, Path(calibrate), batch_size=batch_size, progress=progress)
-            findings = complete(graph, findings, calibrated)
-        return findings
+        return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
+                                   batch_size=batch_size, progress=progress)
 
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place)
 
@@ -84,7 +86,3 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 def save(model: Model, path: str | Path) -> None:
     """Write `model`'s GraphDef atomically (text for .pbtxt, binary otherwise)."""
     write_graph_def(model.graph_def, Path(path))
-
-
-def _lacks_statistics(findings: list[Finding]) -> bool:
-    return any(finding.fix is None and finding.site is not None for finding in findings)

@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--ignore", type=_codes, help="skip these rule codes or families")
     scan.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     scan.add_argument("-j", "--jobs", type=int, default=1, help="models scanned in parallel (0: one per core)")
+    scan.add_argument("--checkpoint", type=Path, help="look up missing moving statistics here, as fix --checkpoint "
+                      "does, so the report says what fix would fix")
     _add_model_options(scan)
     scan.set_defaults(command=_scan)
 
@@ -226,7 +228,7 @@ def _scan(args: argparse.Namespace, console: Console) -> int:
 def _scan_one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
     model = _load(path, args)
     outputs = resolve_outputs(model.main, args.outputs)
-    findings = api.scan(model, select=args.select, ignore=args.ignore)
+    findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint)
     _keep_until_exit(findings)
     with _report_console(args, console) as out:
         render_scan(out, model, findings, outputs, inferred=not args.outputs)
@@ -235,7 +237,7 @@ def _scan_one_to_text(path: Path, args: argparse.Namespace, console: Console) ->
 
 def _scan_many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
     jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-    work = [(path, args.select, args.ignore, args.outputs, args.signature) for path in paths]
+    work = [(path, args.select, args.ignore, args.outputs, args.signature, args.checkpoint) for path in paths]
     if jobs == 1 or len(paths) == 1:
         return [_scan_to_record(*item) for item in work]
     # Imported here: only -j needs worker processes, and the import costs every command.
@@ -245,11 +247,11 @@ def _scan_many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
         return list(pool.map(_scan_to_record, *zip(*work, strict=True)))
 
 
-def _scan_to_record(path: Path, select, ignore, outputs, signature) -> dict | str:
+def _scan_to_record(path: Path, select, ignore, outputs, signature, checkpoint=None) -> dict | str:
     """One model's report record, or its load error as a sentence (runs in a worker process)."""
     try:
         model = api.load(path, outputs=outputs, signature=signature)
-        findings = api.scan(model, select=select, ignore=ignore)
+        findings = api.scan(model, select=select, ignore=ignore, checkpoint=checkpoint)
         return model_record(model, findings, resolve_outputs(model.main, outputs))
     except GraphdocError as error:
         return str(error)

@@ -10,6 +10,13 @@ from graphdoc.graph.view import GraphView
 from graphdoc.proto import GraphDef
 
 
+# Ops that call library functions through their attributes.
+_CALL_OPS = frozenset({
+    "If", "StatelessIf", "Case", "StatelessCase", "While", "StatelessWhile",
+    "PartitionedCall", "StatefulPartitionedCall",
+})
+
+
 @dataclass(eq=False)
 class Model:
     """A GraphDef with its origin. The views index it; they never copy it."""
@@ -51,6 +58,17 @@ class Model:
         known = tensorflow_ops() | {f.signature.name for f in self.graph_def.library.function}
         used = {op for view in self.views for op in view.op_counts()}
         return sorted(used - known)
+
+    @cached_property
+    def call_sites(self) -> dict[str, list[tuple[str, str]]]:
+        """For each library function, the (scope, node) pairs that call it."""
+        sites: dict[str, list[tuple[str, str]]] = {}
+        calling_ops = _CALL_OPS | {f.signature.name for f in self.graph_def.library.function}
+        for view in self.views:
+            for name in view.ops_of(calling_ops):
+                for function in dict.fromkeys(callees([view.nodes[name]])):
+                    sites.setdefault(function, []).append((view.scope, name))
+        return sites
 
     def view(self, scope: str) -> GraphView:
         if scope == "":

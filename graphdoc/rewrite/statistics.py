@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -39,3 +40,31 @@ def complete(model: Model, findings: list[Finding], source: StatisticsSource) ->
         fix = dataclasses.replace(fix, edits=(*added, *fix.edits))
         completed.append(dataclasses.replace(finding, fix=fix, unfixable=None))
     return completed
+
+
+def complete_statistics(
+    model: Model,
+    findings: list[Finding],
+    *,
+    checkpoint: str | Path | None = None,
+    calibrate: str | Path | None = None,
+    batch_size: int = 32,
+    progress=None,
+) -> list[Finding]:
+    """`findings`, with the statistics the graph lacks taken from `checkpoint` (or the checkpoint
+    the model was loaded from), then from calibrating on `calibrate`'s inputs."""
+    source = checkpoint or model.checkpoint
+    if source is not None and lacks_statistics(findings):
+        from graphdoc.sources.checkpoint import CheckpointStatistics
+
+        findings = complete(model, findings, CheckpointStatistics(Path(source)))
+    if calibrate is not None and lacks_statistics(findings):
+        from graphdoc.sources.calibration import CalibratedStatistics
+
+        calibrated = CalibratedStatistics(model, findings, Path(calibrate), batch_size=batch_size, progress=progress)
+        findings = complete(model, findings, calibrated)
+    return findings
+
+
+def lacks_statistics(findings: list[Finding]) -> bool:
+    return any(finding.fix is None and finding.site is not None for finding in findings)

@@ -16,7 +16,7 @@ from graphdoc.rules.statistics import (
     MovingStatistics,
     find_update_ops,
     locate_moving_statistics,
-    scope_of,
+    layer_scope,
 )
 
 _MEAN_SLOT, _VARIANCE_SLOT = 3, 4
@@ -61,9 +61,9 @@ class TrainingModeFusedBatchNorm(Rule):
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         for name in view.ops_of(ops.FUSED_BATCH_NORM_OPS):
             if view.attr(name, "is_training"):
-                yield self._finding(view, name)
+                yield self._finding(view, model, name)
 
-    def _finding(self, view: GraphView, name: str) -> Finding:
+    def _finding(self, view: GraphView, model: Model, name: str) -> Finding:
         node = view.nodes[name]
         attrs = node.attr
         how = "is_training=true" if "is_training" in attrs else "is_training absent, and its default is true"
@@ -78,11 +78,12 @@ class TrainingModeFusedBatchNorm(Rule):
         site = FusedBatchNormSite(
             scope=view.scope,
             node=name,
-            layer=scope_of(name),
+            layer=layer_scope(view, model, name),
             channels=_channels(view, inputs[1]),
             x=inputs[0],
             reduce_axes=(0, 2, 3) if view.attr(name, "data_format") == b"NCHW" else (0, 1, 2),
             update_nodes=mean_updates.nodes | variance_updates.nodes,
+            scale=inputs[1],
             sets_avg_factor="exponential_avg_factor" in attrs,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
@@ -92,7 +93,7 @@ class TrainingModeFusedBatchNorm(Rule):
                 view, name, message, unfixable=f"its batch moments are also read by {', '.join(readers[:3])}",
                 **{**fields, "site": None},
             )
-        stats = _statistics(view, site, mean_updates, variance_updates)
+        stats = _statistics(view, model, site, mean_updates, variance_updates)
         if isinstance(stats, str):
             return self.finding(view, name, message, unfixable=stats, **fields)
         return self.finding(view, name, message, fix=site.fix(stats), **fields)
@@ -121,11 +122,13 @@ class FusedBatchNormSite(BatchNormSite):
         return Fix(summary, tuple(edits), safe=safe)
 
 
-def _statistics(view: GraphView, site: FusedBatchNormSite, mean_updates, variance_updates) -> MovingStatistics | str:
+def _statistics(
+    view: GraphView, model: Model, site: FusedBatchNormSite, mean_updates, variance_updates
+) -> MovingStatistics | str:
     mean_input, variance_input = view.inputs(site.node)[_MEAN_SLOT : _VARIANCE_SLOT + 1]
     if view.const_shape(mean_input) == (0,):
         # TF1 form: empty placeholders for the statistics, which live elsewhere.
-        return locate_moving_statistics(view, site, mean_updates, variance_updates)
+        return locate_moving_statistics(view, model, site, mean_updates, variance_updates)
     # Keras 2 form: the moving statistics are already the inputs.
     mean, variance = view.resolve(mean_input), view.resolve(variance_input)
     if view.op(mean.node) != "Const" or view.op(variance.node) != "Const":
@@ -134,12 +137,20 @@ def _statistics(view: GraphView, site: FusedBatchNormSite, mean_updates, varianc
 
 
 def _other_readers_of_moments(view: GraphView, name: str, update_nodes: frozenset[str]) -> list[str]:
-    """Readers of outputs 1 and up (batch moments, reserve space) other than the update ops."""
+    """Readers of outputs 1 and up (batch moments, reserve space) other than the update ops.
+
+    OptionalFromValue does not count: control flow v2 wraps a branch's
+    intermediates in it for the gradient, which a frozen graph never takes.
+    """
     return [
         consumer
         for consumer in view.consumers(name)
-        if consumer not in update_nodes and any(t.node == name and t.port > 0 for t in view.inputs(consumer))
+        if consumer not in update_nodes and view.op(consumer) not in _GRADIENT_PLUMBING
+        and any(t.node == name and t.port > 0 for t in view.inputs(consumer))
     ]
+
+
+_GRADIENT_PLUMBING = frozenset({"OptionalFromValue"})
 
 
 def _channels(view: GraphView, scale: Tensor) -> int | None:

@@ -14,6 +14,7 @@ from graphdoc.rules.statistics import (
     BatchNormSite,
     MovingStatistics,
     find_update_ops,
+    layer_scope,
     locate_moving_statistics,
     scope_of,
 )
@@ -73,16 +74,16 @@ class BatchMomentsBatchNorm(Rule):
         for name in view.ops_of({"Mean"}):
             moments = _match_moments(view, name)
             if moments is not None and _normalization_readers(view, moments):
-                yield self._finding(view, moments)
+                yield self._finding(view, model, moments)
 
-    def _finding(self, view: GraphView, moments: _Moments) -> Finding:
+    def _finding(self, view: GraphView, model: Model, moments: _Moments) -> Finding:
         message = "BatchNorm normalizes with the mean and variance of the batch (moments over the batch axis)"
         mean_updates = find_update_ops(view, moments.mean_out)
         variance_updates = find_update_ops(view, moments.variance_out)
         site = DecomposedBatchNormSite(
             scope=view.scope,
             node=moments.mean,
-            layer=_layer_scope(moments.mean),
+            layer=_layer_scope(view, model, moments.mean),
             channels=_channels(view, moments),
             x=view.inputs(moments.mean)[0],
             reduce_axes=tuple(view.const_value(view.inputs(moments.mean)[1]).reshape(-1).tolist()),
@@ -94,7 +95,7 @@ class BatchMomentsBatchNorm(Rule):
         if moments.mean_out.node == moments.mean and not _channels_last(view, moments.mean):
             reason = "the moments keep their reduced dimensions and the channel axis is not last"
             return self.finding(view, moments.mean, message, unfixable=reason, **fields)
-        stats = locate_moving_statistics(view, site, mean_updates, variance_updates)
+        stats = locate_moving_statistics(view, model, site, mean_updates, variance_updates)
         if isinstance(stats, str):
             return self.finding(view, moments.mean, message, unfixable=stats, site=site, **fields)
         return self.finding(view, moments.mean, message, fix=site.fix(stats), site=site, **fields)
@@ -204,7 +205,7 @@ def _channels(view: GraphView, moments: _Moments) -> int | None:
     return None
 
 
-def _layer_scope(mean: str) -> str:
+def _layer_scope(view: GraphView, model: Model, mean: str) -> str:
     # `<layer>/moments/mean`: the layer's scope is what precedes `moments`.
-    scope = scope_of(mean)
+    scope = layer_scope(view, model, mean)
     return scope_of(scope) if scope.endswith("moments") else scope

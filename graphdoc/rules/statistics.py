@@ -13,10 +13,12 @@ statistics are simply not in the file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from graphdoc import ops
-from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.graph.model import Model
+from graphdoc.graph.view import FUNCTION_ARG_OP, GraphView, Tensor
 from graphdoc.rules.base import Fix
 
 # TF1 writes `sub -> mul -> AssignSub` after the moment; Keras 3 writes
@@ -40,6 +42,8 @@ class MovingStatistics:
     mean: Tensor
     variance: Tensor
     evidence: str
+    # Where the tensors are function arguments: the shapes of what the caller passes.
+    shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class BatchNormSite:
     x: Tensor  # the tensor the layer normalizes
     reduce_axes: tuple[int, ...]  # the axes of x its statistics are taken over
     update_nodes: frozenset[str]
+    scale: Tensor | None = None  # gamma, where the layer has one as an input
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
         raise NotImplementedError
@@ -97,13 +102,22 @@ def find_update_ops(view: GraphView, moment: Tensor) -> UpdateOps:
 
 
 def locate_moving_statistics(
-    view: GraphView, site: BatchNormSite, mean_updates: UpdateOps, variance_updates: UpdateOps
+    view: GraphView, model: Model, site: BatchNormSite, mean_updates: UpdateOps, variance_updates: UpdateOps
 ) -> MovingStatistics | str:
-    """The moving statistics as constants in the graph, or why they cannot be used."""
+    """The moving statistics as constants in the graph, or why they cannot be used.
+
+    The evidence, strongest first: the targets of the layer's update ops; an
+    inference-mode BatchNorm that shares the layer's scale (an evaluation
+    tower); the layer's scope, or a tail of it, naming `moving_mean` and
+    `moving_variance` in this body or in the caller that passes them in.
+    """
     by_flow = _from_update_targets(view, mean_updates, variance_updates)
-    found = by_flow if isinstance(by_flow, MovingStatistics) else _from_names(view, site.layer)
+    found = by_flow if isinstance(by_flow, MovingStatistics) else None
+    found = found or _from_shared_scale(view, site) or _from_names(view, site.layer)
+    found = found or _from_caller(view, model, site.layer)
     if found is not None:
-        problem = site.check_shapes(view.const_shape(found.mean), view.const_shape(found.variance))
+        shapes = found.shapes or (view.const_shape(found.mean), view.const_shape(found.variance))
+        problem = site.check_shapes(*shapes)
         return f"{found.evidence}: {problem}" if problem else found
     if by_flow:
         return by_flow
@@ -128,31 +142,104 @@ def _from_update_targets(view: GraphView, mean: UpdateOps, variance: UpdateOps) 
                 "file; freeze the graph with its variables or give the checkpoint"
             )
         targets.append(target)
-    return MovingStatistics(targets[0], targets[1], "the update ops' targets")
+    return MovingStatistics(targets[0], targets[1], f"{targets[0].node}, by the update ops' targets")
+
+
+def _from_shared_scale(view: GraphView, site: BatchNormSite) -> MovingStatistics | None:
+    """The statistics an inference-mode fused BatchNorm with the same scale constant reads."""
+    if site.scale is None:
+        return None
+    scale = view.resolve(site.scale)
+    for use in view.uses(scale):
+        for other in _through_pass_through(view, use.consumer):
+            if other == site.node or view.op(other) not in ops.FUSED_BATCH_NORM_OPS or view.attr(other, "is_training"):
+                continue
+            inputs = view.inputs(other)
+            if view.resolve(inputs[1]) == scale and all(view.const_shape(t) for t in inputs[3:5]):
+                return MovingStatistics(inputs[3], inputs[4], f"{view.resolve(inputs[3]).node}, read by {other}, "
+                                        "an inference-mode BatchNorm with the same scale")
+    return None
+
+
+def _through_pass_through(view: GraphView, node: str) -> list[str]:
+    if view.op(node) not in ops.PASS_THROUGH_OPS:
+        return [node]
+    return [reader for consumer in view.consumers(node) for reader in _through_pass_through(view, consumer)]
 
 
 # (names of the mean, names of the variance, evidence) per library convention.
 _NAMING_CONVENTIONS = (
-    (("moving_mean", "moving_mean/read"), ("moving_variance", "moving_variance/read"), "names {scope}/moving_*"),
-    (("Cast/ReadVariableOp",), ("Cast_1/ReadVariableOp",), "Keras 3 variable reads {scope}/Cast*"),
+    (("moving_mean", "moving_mean/read"), ("moving_variance", "moving_variance/read"), "by scope"),
+    (("Cast/ReadVariableOp",), ("Cast_1/ReadVariableOp",), "by Keras 3 variable reads"),
 )
 
 
-def _from_names(view: GraphView, scope: str) -> MovingStatistics | None:
-    for mean_names, variance_names, evidence in _NAMING_CONVENTIONS:
-        mean = _const_named(view, scope, mean_names)
-        variance = _const_named(view, scope, variance_names)
-        if mean is not None and variance is not None:
-            return MovingStatistics(mean, variance, evidence.format(scope=scope))
+def _from_names(view: GraphView, layer: str) -> MovingStatistics | None:
+    for scope in (scope for level in scope_tails(layer) for scope in level):
+        for mean_names, variance_names, evidence in _NAMING_CONVENTIONS:
+            mean = _const_named(view, scope, mean_names)
+            variance = _const_named(view, scope, variance_names)
+            if mean is not None and variance is not None:
+                return MovingStatistics(mean, variance, f"{mean.node}, {evidence}")
     return None
+
+
+def _from_caller(view: GraphView, model: Model, layer: str) -> MovingStatistics | None:
+    """In a branch or called function: the arguments its caller binds to named statistics."""
+    if not view.scope:
+        return None
+    for caller_scope, caller in model.call_sites.get(view.scope, []):
+        outer = model.view(caller_scope)
+        arguments = zip(view.function.signature.input_arg, _call_arguments(outer, caller), strict=False)
+        named = {outer.resolve(tensor).node: (arg.name, tensor) for arg, tensor in arguments}
+        for scope in (scope for level in scope_tails(layer) for scope in level):
+            mean = named.get(f"{scope}/moving_mean")
+            variance = named.get(f"{scope}/moving_variance")
+            if mean is not None and variance is not None:
+                shapes = (outer.const_shape(mean[1]), outer.const_shape(variance[1]))
+                return MovingStatistics(Tensor(mean[0]), Tensor(variance[0]),
+                                        f"{scope}/moving_mean, passed in by {caller}", shapes)
+    return None
+
+
+def _call_arguments(view: GraphView, caller: str) -> tuple[Tensor, ...]:
+    inputs = view.inputs(caller)
+    return inputs[1:] if view.op(caller) in ops.IF_OPS | {"Case", "StatelessCase"} else inputs
+
+
+def scope_tails(scope: str) -> list[tuple[str, ...]]:
+    """`scope` and its shorter tails, most specific first, each with its form without a Keras
+    call suffix (`_1`) beside it: the graph's op scopes carry prefixes (a model name, a
+    doubled variable scope, `StatefulPartitionedCall/`) that the statistics' names lack."""
+    parts = [part for part in scope.split("/") if part]
+    levels = []
+    for start in range(len(parts)):
+        tail = parts[start:]
+        levels.append(tuple(dict.fromkeys(["/".join(tail), "/".join([*tail[:-1], _CALL_SUFFIX.sub("", tail[-1])])])))
+    return levels
+
+
+# Keras suffixes a layer's name scope with `_1`, `_2`, ... each time it is
+# called again; the variables keep the layer's own name.
+_CALL_SUFFIX = re.compile(r"_\d+$")
 
 
 def _const_named(view: GraphView, scope: str, names: tuple[str, ...]) -> Tensor | None:
     for name in names:
         if f"{scope}/{name}" in view.nodes:
             tensor = view.resolve(Tensor(f"{scope}/{name}"))
-            return tensor if view.op(tensor.node) == "Const" else None
+            return tensor if view.op(tensor.node) in ("Const", FUNCTION_ARG_OP) else None
     return None
+
+
+def layer_scope(view: GraphView, model: Model, node: str) -> str:
+    """The name scope of the layer `node` belongs to; inside a branch function, under its caller's."""
+    scope = scope_of(node)
+    if view.scope:
+        callers = model.call_sites.get(view.scope, [])
+        if callers:
+            scope = "/".join(part for part in (scope_of(callers[0][1]), scope) if part)
+    return scope
 
 
 def scope_of(name: str) -> str:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from graphdoc.rules.statistics import BatchNormSite
+from graphdoc.rules.statistics import BatchNormSite, scope_tails
 from graphdoc.sources import Statistics
-
-# Keras suffixes a layer's name scope with `_1`, `_2`, ... each time it is
-# called again; the checkpoint keeps the layer's own name.
-_CALL_SUFFIX = re.compile(r"_\d+$")
 
 
 class CheckpointStatistics:
@@ -46,12 +41,10 @@ class CheckpointStatistics:
         )
 
     def _matching_layers(self, scope: str) -> list[str]:
-        parts = scope.split("/")
-        for start in range(len(parts)):
-            tail = parts[start:]
-            candidates = dict.fromkeys(["/".join(tail), "/".join([*tail[:-1], _CALL_SUFFIX.sub("", tail[-1])])])
+        # A tail and its form without the call suffix are equally specific: both may match.
+        for level in scope_tails(scope):
             found = [
-                layer for layer in candidates
+                layer for layer in level
                 if f"{layer}/moving_mean" in self.variables and f"{layer}/moving_variance" in self.variables
             ]
             if found:

@@ -1,0 +1,399 @@
+"""TF1-era training graphs, built with TensorFlow's own TF1 model code.
+
+Each builder reproduces one habit of TensorFlow 1.x training scripts that ends
+in a graph exported in training mode; the numbers in the docstrings are the
+shapes of the issue. Model functions have zoo's signature `model(x, training)`:
+`training=True` builds the graph as it was exported by mistake (switch
+placeholders, conds, update ops), `training=False` builds the same model in
+plain inference mode (Python False, no placeholders) with the same variable
+names, so one checkpoint restores into both.
+
+Model functions that only need the input fed train with `zoo.train_tf1`;
+`train_tf1` here adds what the other shapes need: extra feeds (a plain bool
+placeholder has no default), several outputs, moving statistics kept as
+Consts, and training without the UPDATE_OPS dependency.
+
+Imports `zoo` (it lives beside this file); needs tensorflow, tf-slim and tf_keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import tensorflow as tf
+
+import zoo
+from zoo import INPUT, OUTPUT, Pair, Trained
+
+EVAL_OUTPUT = "eval_output"
+SWITCH = "is_training"
+STATISTICS_SUFFIXES = ("moving_mean", "moving_variance", "pop_mean", "pop_var")
+
+# (depth, stride) of the first depthwise-separable blocks of MobileNet v1 (models repo, _CONV_DEFS).
+MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2))
+
+
+# -- Helpers ---------------------------------------------------------------------------------
+
+
+def _layers():
+    """tf.compat.v1.layers: the module it resolves to under TF_USE_LEGACY_KERAS (not set here)."""
+    import tf_keras.api._v1.keras as k1
+
+    return k1.__internal__.legacy.layers
+
+
+@contextlib.contextmanager
+def control_flow(v2: bool):
+    """Build tf.cond as control flow v2 (If + library functions) or v1 (Switch/Merge), like TF 2.x or 1.x."""
+    from tensorflow.python.ops import control_flow_util
+
+    previous = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2
+    try:
+        yield
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = previous
+
+
+def _switch(training):
+    """The TF1 training switch: placeholder_with_default(True) for the training build, else Python False."""
+    return tf.compat.v1.placeholder_with_default(True, [], name=SWITCH) if training else False
+
+
+def _slim_bn_params(is_training, *, fused=True, decay=0.9):
+    """slim.batch_norm parameters; a list for updates_collections keeps slim on its native path."""
+    return {
+        "is_training": is_training,
+        "fused": fused,
+        "scale": True,
+        "decay": decay,
+        "updates_collections": [tf.compat.v1.GraphKeys.UPDATE_OPS],
+    }
+
+
+def _slim_conv(x, depth, is_training, *, scope, fused=True, stride=1):
+    """slim.conv2d 3x3 + slim.batch_norm + ReLU."""
+    slim = zoo._slim()
+    params = _slim_bn_params(is_training, fused=fused)
+    return slim.conv2d(x, depth, 3, stride=stride, normalizer_fn=slim.batch_norm, normalizer_params=params, scope=scope)
+
+
+def statistics_names(graph) -> list[str]:
+    """Names of the variables in `graph` holding moving statistics (moving_*, pop_*)."""
+    return sorted(v.op.name for v in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+                  if v.op.name.endswith(STATISTICS_SUFFIXES))
+
+
+# -- Training --------------------------------------------------------------------------------
+
+
+def train_tf1(model_fn, input_shape, directory, *, feeds=None, outputs=(OUTPUT,), keep_statistics=False,
+              update_ops=True, steps=40, learning_rate=0.01, batch=16) -> Trained:
+    """zoo.train_tf1 with the knobs TF1 scripts varied; returns Trained (frozen pair, checkpoint prefix).
+
+    `feeds` maps tensor names to values fed at every step ({"is_training:0": True}
+    for a plain bool placeholder). The training graph is frozen for `outputs`,
+    plus every moving-statistics variable (as a Const) with `keep_statistics`.
+    `update_ops=False` trains without the UPDATE_OPS control dependency, the
+    classic mistake that leaves the moving statistics at their initial values.
+    The checkpoint is a TF1 Saver checkpoint with its .meta graph.
+    """
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    prefix = str(Path(directory) / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, (None, *input_shape), name=INPUT)
+        step = _training_step(tf.identity(model_fn(x, True), name=OUTPUT), learning_rate, update_ops)
+        saver = tf.compat.v1.train.Saver()
+        keep = [*outputs, *(statistics_names(graph) if keep_statistics else [])]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            data = zoo.training_data(input_shape, steps * batch)
+            for i in range(steps):
+                session.run(step, {x: data[i * batch : (i + 1) * batch], **(feeds or {})})
+            saver.save(session, prefix)
+            frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), keep)
+    inference = zoo._inference_from_checkpoint(model_fn, input_shape, prefix)
+    return Trained(Pair(frozen.SerializeToString(), inference, tuple(input_shape)), prefix)
+
+
+def _training_step(y, learning_rate, update_ops):
+    """Plain SGD on a regression to 1, waiting for UPDATE_OPS unless `update_ops` is False."""
+    loss = tf.reduce_mean(tf.square(y - 1.0))
+    waits = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS) if update_ops else []
+    with tf.control_dependencies(waits):
+        return tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss)
+
+
+# -- 1. tf.compat.v1.layers BatchNorm with a keep_prob placeholder ----------------------------
+
+
+def layers_bn_with_keep_prob():
+    """1. tf.compat.v1.layers conv + batch_normalization(training=is_training) (control flow v2),
+    then tf.compat.v1.nn.dropout with a keep_prob placeholder_with_default(0.5) outside any cond."""
+
+    def model(x, training):
+        layers = _layers()
+        with control_flow(v2=True):
+            is_training = _switch(training)
+            y = layers.conv2d(x, 8, 3, name="conv1")
+            y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=is_training, name="bn1"))
+            y = layers.conv2d(y, 8, 3, strides=2, name="conv2")
+            y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=is_training, name="bn2"))
+            y = tf.reduce_mean(y, axis=[1, 2])
+            if training:
+                keep_prob = tf.compat.v1.placeholder_with_default(0.5, [], name="keep_prob")
+                y = tf.compat.v1.nn.dropout(y, keep_prob=keep_prob)
+            return layers.dense(y, 5, name="logits")
+
+    return model
+
+
+# -- 2. One plain bool placeholder driving three conds ----------------------------------------
+
+
+def three_conds_plain_switch():
+    """2. One plain tf.compat.v1.placeholder(tf.bool) "is_training" (no default; feed it to train),
+    control flow v2, driving slim fused BatchNorm, slim fused=False BatchNorm and slim.dropout."""
+    slim = zoo._slim()
+
+    def model(x, training):
+        with control_flow(v2=True):
+            is_training = tf.compat.v1.placeholder(tf.bool, [], name=SWITCH) if training else False
+            y = _slim_conv(x, 8, is_training, fused=True, scope="conv1")
+            # fused=False: slim computes the moments outside the cond and only selects them with it.
+            y = _slim_conv(y, 8, is_training, fused=False, stride=2, scope="conv2")
+            y = slim.dropout(tf.reduce_mean(y, axis=[1, 2]), 0.5, is_training=is_training, scope="dropout")
+            return slim.fully_connected(y, 5, activation_fn=None, scope="logits")
+
+    return model
+
+
+def train_three_conds_plain_switch(directory) -> Trained:
+    """2. three_conds_plain_switch trained with is_training fed True; the frozen graph keeps the plain placeholder."""
+    return train_tf1(three_conds_plain_switch(), (16, 16, 3), directory, feeds={f"{SWITCH}:0": True})
+
+
+# -- 3. tf-slim MobileNet v1 with the doubled op scope ----------------------------------------
+
+
+def slim_mobilenet_v1(depth_multiplier=0.25, decay=0.9):
+    """3. A small tf-slim MobileNet v1 (models-repo structure, control flow v1 Switch/Merge) on an
+    is_training placeholder_with_default(True). Variables live at MobilenetV1/Conv2d_0/BatchNorm/...,
+    ops under the doubled name scope MobilenetV1/MobilenetV1/Conv2d_0/... . Input 32x32x3.
+    `decay` is 0.9 (the real arg scope uses 0.9997) so a few steps move the statistics."""
+
+    def model(x, training):
+        with control_flow(v2=False):
+            return _mobilenet_v1(x, _switch(training), depth_multiplier, decay)
+
+    return model
+
+
+def _mobilenet_v1(inputs, is_training, depth_multiplier, decay, scope="MobilenetV1"):
+    """mobilenet_v1(): opens the variable scope and passes the scope object on to the base."""
+    slim = zoo._slim()
+    with tf.compat.v1.variable_scope(scope, "MobilenetV1", [inputs]) as scope:
+        with slim.arg_scope([slim.batch_norm], **_slim_bn_params(is_training, decay=decay)):
+            net = _mobilenet_v1_base(inputs, depth_multiplier, scope=scope)
+        with tf.compat.v1.variable_scope("Logits"):
+            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+            logits = slim.conv2d(net, 5, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_1c_1x1")
+            return tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+
+
+def _mobilenet_v1_base(inputs, depth_multiplier, scope):
+    """mobilenet_v1_base(): re-enters `scope`, which opens the second MobilenetV1 name scope."""
+    slim = zoo._slim()
+
+    def depth(d):
+        return max(int(d * depth_multiplier), 8)
+
+    with tf.compat.v1.variable_scope(scope, "MobilenetV1", [inputs]):
+        with slim.arg_scope([slim.conv2d, slim.separable_conv2d], padding="SAME", activation_fn=tf.nn.relu6,
+                            normalizer_fn=slim.batch_norm):
+            net = slim.conv2d(inputs, depth(32), [3, 3], stride=2, scope="Conv2d_0")
+            for i, (d, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+                net = slim.separable_conv2d(net, None, [3, 3], depth_multiplier=1, stride=stride,
+                                            scope=f"Conv2d_{i}_depthwise")
+                net = slim.conv2d(net, depth(d), [1, 1], stride=1, scope=f"Conv2d_{i}_pointwise")
+    return net
+
+
+# -- 4. Shape 3 frozen with its moving statistics as Consts -----------------------------------
+
+
+def mobilenet_with_statistics(directory) -> Pair:
+    """4. slim_mobilenet_v1 trained, its training graph frozen for "output" and every
+    .../moving_mean and .../moving_variance (kept as Consts); the inference reference beside it."""
+    return train_tf1(slim_mobilenet_v1(), (32, 32, 3), directory, keep_statistics=True).pair
+
+
+# -- 6a. Hand-written BatchNorm with custom-named statistics ----------------------------------
+
+
+def custom_named_statistics(control_flow_v2: bool, *, ref_variables: bool = False):
+    """6a. Hand-written TF1 BatchNorm: get_variable scale/offset/pop_mean/pop_var under "bn1", "bn2";
+    tf.cond on is_training (placeholder_with_default(True)) whose training branch takes tf.nn.moments
+    and assigns pop_mean/pop_var.
+
+    Variables are resource variables unless `ref_variables` (control flow v1 only: If branches
+    cannot capture ref variables), which gives TF 1.x's VariableV2/RefSwitch/Assign; that graph,
+    frozen, does not import (RefSwitch and Assign fed a Const), as TF 1.x freezes did not."""
+    if ref_variables and control_flow_v2:
+        raise ValueError("ref variables need control flow v1")
+    use_resource = not ref_variables
+
+    def model(x, training):
+        with control_flow(control_flow_v2):
+            is_training = _switch(training)
+            y = _conv(x, 8, 1, scope="conv1", use_resource=use_resource)
+            y = tf.nn.relu(_cond_batch_norm(y, is_training, scope="bn1", use_resource=use_resource))
+            y = _conv(y, 8, 2, scope="conv2", use_resource=use_resource)
+            y = tf.nn.relu(_cond_batch_norm(y, is_training, scope="bn2", use_resource=use_resource))
+            return _dense(tf.reduce_mean(y, axis=[1, 2]), 5, scope="logits", use_resource=use_resource)
+
+    return model
+
+
+def _conv(x, depth, stride, *, scope, use_resource):
+    """A hand-written 3x3 convolution (get_variable + tf.nn.conv2d), no bias: BatchNorm follows."""
+    with tf.compat.v1.variable_scope(scope, use_resource=use_resource):
+        weights = tf.compat.v1.get_variable("weights", [3, 3, x.shape[-1], depth])
+        return tf.nn.conv2d(x, weights, [1, stride, stride, 1], "SAME")
+
+
+def _dense(x, units, *, scope, use_resource):
+    """A hand-written fully connected layer."""
+    with tf.compat.v1.variable_scope(scope, use_resource=use_resource):
+        weights = tf.compat.v1.get_variable("weights", [x.shape[-1], units])
+        biases = tf.compat.v1.get_variable("biases", [units], initializer=tf.zeros_initializer())
+        return tf.matmul(x, weights) + biases
+
+
+def _bn_variables(channels):
+    """scale, offset and the population statistics pop_mean, pop_var (not trainable)."""
+    scale = tf.compat.v1.get_variable("scale", [channels], initializer=tf.ones_initializer())
+    offset = tf.compat.v1.get_variable("offset", [channels], initializer=tf.zeros_initializer())
+    pop_mean = tf.compat.v1.get_variable("pop_mean", [channels], initializer=tf.zeros_initializer(), trainable=False)
+    pop_var = tf.compat.v1.get_variable("pop_var", [channels], initializer=tf.ones_initializer(), trainable=False)
+    return scale, offset, pop_mean, pop_var
+
+
+def _assign_averages(pop_mean, pop_var, batch_mean, batch_var, decay):
+    """pop = pop * decay + batch * (1 - decay), with tf.compat.v1.assign."""
+    return [
+        tf.compat.v1.assign(pop_mean, pop_mean * decay + batch_mean * (1 - decay)),
+        tf.compat.v1.assign(pop_var, pop_var * decay + batch_var * (1 - decay)),
+    ]
+
+
+def _cond_batch_norm(x, is_training, *, scope, use_resource, decay=0.9):
+    """The classic tf.cond BatchNorm: moments and updates in the training branch, pop_* in the other."""
+    with tf.compat.v1.variable_scope(scope, use_resource=use_resource):
+        scale, offset, pop_mean, pop_var = _bn_variables(x.shape[-1])
+
+        def batch_moments():
+            batch_mean, batch_var = tf.nn.moments(x, [0, 1, 2])
+            with tf.control_dependencies(_assign_averages(pop_mean, pop_var, batch_mean, batch_var, decay)):
+                return tf.identity(batch_mean), tf.identity(batch_var)
+
+        def population():
+            return tf.identity(pop_mean), tf.identity(pop_var)
+
+        mean, var = tf.cond(is_training, batch_moments, population) if training_mode(is_training) else population()
+        return tf.nn.batch_normalization(x, mean, var, offset, scale, 1e-3)
+
+
+def training_mode(is_training) -> bool:
+    """True unless the model is built in plain inference mode (is_training is the Python False)."""
+    return is_training is not False
+
+
+# -- 6b. Training and evaluation towers on the same variables ---------------------------------
+
+
+def two_towers():
+    """6b. The TF1 train/eval pattern: the same tf-slim conv+BatchNorm stack called twice on shared
+    variables, is_training=True (node "output", trained) then reuse=True and is_training=False
+    (node "eval_output", reading the moving statistics). Both towers read the same "input"."""
+    stack = zoo.slim_conv_stack(fused=True)
+
+    def model(x, training):
+        with tf.compat.v1.variable_scope("net", reuse=tf.compat.v1.AUTO_REUSE):
+            y = stack(x, bool(training))
+        if training:
+            with tf.compat.v1.variable_scope("net", reuse=True):
+                evaluation = stack(x, False)
+            tf.identity(evaluation, name=EVAL_OUTPUT)
+        return y
+
+    return model
+
+
+def train_two_towers(directory) -> Trained:
+    """6b. two_towers trained through its training tower; pair.training is frozen for both
+    "output" and "eval_output", so the eval tower's moving-statistics reads are in the file."""
+    return train_tf1(two_towers(), (16, 16, 3), directory, outputs=(OUTPUT, EVAL_OUTPUT))
+
+
+# -- 7. Update ops outside the cond, run by the inference branch too --------------------------
+
+
+def updates_outside_cond():
+    """7. Hand-written BatchNorm (ref variables, control flow v1) whose pop_mean/pop_var assigns are
+    built OUTSIDE the tf.cond from moments taken outside too, and are control inputs of BOTH branches:
+    they run even with is_training False. Freezing keeps the assigns; that graph does not import."""
+
+    def model(x, training):
+        with control_flow(v2=False):
+            is_training = _switch(training)
+            y = _conv(x, 8, 1, scope="conv1", use_resource=False)
+            y = tf.nn.relu(_leaky_batch_norm(y, is_training, scope="bn1"))
+            y = _conv(y, 8, 2, scope="conv2", use_resource=False)
+            y = tf.nn.relu(_leaky_batch_norm(y, is_training, scope="bn2"))
+            return _dense(tf.reduce_mean(y, axis=[1, 2]), 5, scope="logits", use_resource=False)
+
+    return model
+
+
+def _leaky_batch_norm(x, is_training, *, scope, decay=0.9):
+    """BatchNorm whose updates wait outside the cond and are pulled in by both branches."""
+    with tf.compat.v1.variable_scope(scope, use_resource=False):
+        scale, offset, pop_mean, pop_var = _bn_variables(x.shape[-1])
+        if not training_mode(is_training):
+            return tf.nn.batch_normalization(x, pop_mean, pop_var, offset, scale, 1e-3)
+        batch_mean, batch_var = tf.nn.moments(x, [0, 1, 2])
+        updates = _assign_averages(pop_mean, pop_var, batch_mean, batch_var, decay)
+
+        def batch_moments():
+            with tf.control_dependencies(updates):
+                return tf.identity(batch_mean), tf.identity(batch_var)
+
+        def population():
+            with tf.control_dependencies(updates):  # the bug: inference updates the statistics too
+                return tf.identity(pop_mean), tf.identity(pop_var)
+
+        mean, var = tf.cond(is_training, batch_moments, population)
+        return tf.nn.batch_normalization(x, mean, var, offset, scale, 1e-3)
+
+
+def train_updates_outside_cond(directory) -> Trained:
+    """7. updates_outside_cond trained; pair.training still holds the Assign ops (it will not import)."""
+    return train_tf1(updates_outside_cond(), (16, 16, 3), directory)
+
+
+# -- 8. Trained without the UPDATE_OPS dependency ---------------------------------------------
+
+
+def untrained_statistics(directory) -> tuple[Trained, Trained]:
+    """8. zoo.slim_conv_stack(fused=True) trained twice for real steps: first WITHOUT the UPDATE_OPS
+    control dependency (the classic mistake: moving_mean stays 0, moving_variance 1), then correctly
+    with zoo.train_tf1. Returns (wrong, right), in directory/no_update_ops and directory/update_ops."""
+    model, shape, directory = zoo.slim_conv_stack(fused=True), (16, 16, 3), Path(directory)
+    wrong = train_tf1(model, shape, directory / "no_update_ops", update_ops=False)
+    (directory / "update_ops").mkdir(parents=True, exist_ok=True)
+    return wrong, zoo.train_tf1(model, shape, directory / "update_ops")
