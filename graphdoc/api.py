@@ -46,7 +46,9 @@ def scan(
         rules = select_rules(select, ignore)
     except ValueError as error:
         raise GraphdocError(str(error)) from None
-    return complete_statistics(model, _scan(model, rules), checkpoint=checkpoint)
+    codes = {rule.code for rule in rules}
+    findings = complete_statistics(model, _scan(model, rules), checkpoint=checkpoint)
+    return [finding for finding in findings if finding.code in codes]
 
 
 def fix(
@@ -59,16 +61,26 @@ def fix(
     unsafe_fixes: bool = False,
     in_place: bool = False,
     progress=None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    bind: dict[str, bool | int | float] | None = None,
 ) -> FixReport:
     """Fix `model` in memory: statistics the graph lacks come from `checkpoint`, then from
     calibrating on `calibrate`'s inputs. `in_place` edits `model` itself instead of a copy.
+    `select`/`ignore` choose the rules whose findings are fixed, as in `scan`; `bind` sets
+    placeholders to constants first ({"is_training": False}).
     Raises GraphdocError when a fix cannot be completed."""
+    try:
+        rules = select_rules(select, ignore)
+    except ValueError as error:
+        raise GraphdocError(str(error)) from None
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
         return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
                                    batch_size=batch_size, progress=progress)
 
-    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place)
+    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
+                rules=rules, bind=bind)
 
 
 def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False,

@@ -131,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     fix.add_argument("--diff", action="store_true", help="show the change node by node")
     fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    fix.add_argument("--select", type=_codes, help="fix only these rule codes or families (GD1,GD301)")
+    fix.add_argument("--ignore", type=_codes, help="leave these rule codes or families alone")
+    fix.add_argument("--bind", type=_binding, action="append", metavar="NAME=VALUE",
+                     help="set a placeholder to a constant before anything else (is_training=false, keep_prob=1)")
     _add_model_options(fix)
     _add_run_options(fix)
     fix.set_defaults(command=_fix)
@@ -167,6 +171,21 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (scan, fix, probe, compare, show, rule):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _binding(text: str) -> tuple[str, bool | int | float]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return name.strip(), lowered == "true"
+    for kind in (int, float):
+        try:
+            return name.strip(), kind(lowered)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{text!r}: the value must be true, false or a number")
 
 
 def _codes(text: str) -> list[str]:
@@ -284,7 +303,7 @@ def _fix(args: argparse.Namespace, console: Console) -> int:
     with _progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
         report = api.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
                          batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
-                         in_place=in_place)
+                         in_place=in_place, select=args.select, ignore=args.ignore, bind=dict(args.bind or []))
     _keep_until_exit(report)
     original = functools.cache(lambda: api.load(args.model) if in_place else model)
     verification = _verify(original, report, args) if report.changed and not args.dry_run else None

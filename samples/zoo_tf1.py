@@ -137,17 +137,20 @@ def layers_bn_with_keep_prob():
 
     def model(x, training):
         layers = _layers()
+        # TF1's default kernel initializer, spelled out: tf_keras would seed its own from Python's
+        # `random`, so weights would change from run to run; this one follows the graph seed.
+        init = {"kernel_initializer": tf.compat.v1.glorot_uniform_initializer()}
         with control_flow(v2=True):
             is_training = _switch(training)
-            y = layers.conv2d(x, 8, 3, name="conv1")
+            y = layers.conv2d(x, 8, 3, name="conv1", **init)
             y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=is_training, name="bn1"))
-            y = layers.conv2d(y, 8, 3, strides=2, name="conv2")
+            y = layers.conv2d(y, 8, 3, strides=2, name="conv2", **init)
             y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=is_training, name="bn2"))
             y = tf.reduce_mean(y, axis=[1, 2])
             if training:
                 keep_prob = tf.compat.v1.placeholder_with_default(0.5, [], name="keep_prob")
                 y = tf.compat.v1.nn.dropout(y, keep_prob=keep_prob)
-            return layers.dense(y, 5, name="logits")
+            return layers.dense(y, 5, name="logits", **init)
 
     return model
 
@@ -172,9 +175,29 @@ def three_conds_plain_switch():
     return model
 
 
-def train_three_conds_plain_switch(directory) -> Trained:
-    """2. three_conds_plain_switch trained with is_training fed True; the frozen graph keeps the plain placeholder."""
-    return train_tf1(three_conds_plain_switch(), (16, 16, 3), directory, feeds={f"{SWITCH}:0": True})
+def train_three_conds_plain_switch(directory, *, mend=True) -> Trained:
+    """2. three_conds_plain_switch trained with is_training fed True; the frozen graph keeps the plain
+    placeholder. As TF 2.21 freezes it (`mend=False`) the fused=False selection cond's else branch
+    cannot run (see mend_frozen_returns); by default the returns are mended."""
+    trained = train_tf1(three_conds_plain_switch(), (16, 16, 3), directory, feeds={f"{SWITCH}:0": True})
+    if mend:
+        trained.pair.training = mend_frozen_returns(trained.pair.training)
+    return trained
+
+
+def mend_frozen_returns(graph_bytes: bytes) -> bytes:
+    """Undo a TF 2.21 freezing slip: in branch functions convert_variables_to_constants turns
+    ReadVariableOp into Identity and renames its consumers' `:value:` inputs to `:output:`, but not
+    the function's own return values, so a branch returning a variable read fails to run
+    ("Return readvariableop -> ReadVariableOp:value:0 is not found")."""
+    graph_def = tf.compat.v1.GraphDef.FromString(graph_bytes)
+    for function in graph_def.library.function:
+        identities = {n.name for n in function.node_def if n.op == "Identity"}
+        for key, ref in function.ret.items():
+            node, _, rest = ref.partition(":")
+            if node in identities and rest.startswith("value:"):
+                function.ret[key] = f"{node}:output:{rest[len('value:'):]}"
+    return graph_def.SerializeToString()
 
 
 # -- 3. tf-slim MobileNet v1 with the doubled op scope ----------------------------------------
@@ -241,8 +264,10 @@ def custom_named_statistics(control_flow_v2: bool, *, ref_variables: bool = Fals
     and assigns pop_mean/pop_var.
 
     Variables are resource variables unless `ref_variables` (control flow v1 only: If branches
-    cannot capture ref variables), which gives TF 1.x's VariableV2/RefSwitch/Assign; that graph,
-    frozen, does not import (RefSwitch and Assign fed a Const), as TF 1.x freezes did not."""
+    cannot capture ref variables), which gives TF 1.x's VariableV2/RefSwitch/Assign.
+    The assigns are control inputs of the output, so freezing keeps them on Consts: frozen, the
+    control-flow-v1 graph does not import (AssignVariableOp, or RefSwitch, fed a float) and the
+    v2 graph imports but fails when run (AssignVariableOp inside the branch function)."""
     if ref_variables and control_flow_v2:
         raise ValueError("ref variables need control flow v1")
     use_resource = not ref_variables
@@ -304,11 +329,11 @@ def _cond_batch_norm(x, is_training, *, scope, use_resource, decay=0.9):
         def population():
             return tf.identity(pop_mean), tf.identity(pop_var)
 
-        mean, var = tf.cond(is_training, batch_moments, population) if training_mode(is_training) else population()
+        mean, var = tf.cond(is_training, batch_moments, population) if _training_mode(is_training) else population()
         return tf.nn.batch_normalization(x, mean, var, offset, scale, 1e-3)
 
 
-def training_mode(is_training) -> bool:
+def _training_mode(is_training) -> bool:
     """True unless the model is built in plain inference mode (is_training is the Python False)."""
     return is_training is not False
 
@@ -364,7 +389,7 @@ def _leaky_batch_norm(x, is_training, *, scope, decay=0.9):
     """BatchNorm whose updates wait outside the cond and are pulled in by both branches."""
     with tf.compat.v1.variable_scope(scope, use_resource=False):
         scale, offset, pop_mean, pop_var = _bn_variables(x.shape[-1])
-        if not training_mode(is_training):
+        if not _training_mode(is_training):
             return tf.nn.batch_normalization(x, pop_mean, pop_var, offset, scale, 1e-3)
         batch_mean, batch_var = tf.nn.moments(x, [0, 1, 2])
         updates = _assign_averages(pop_mean, pop_var, batch_mean, batch_var, decay)
@@ -393,7 +418,7 @@ def untrained_statistics(directory) -> tuple[Trained, Trained]:
     """8. zoo.slim_conv_stack(fused=True) trained twice for real steps: first WITHOUT the UPDATE_OPS
     control dependency (the classic mistake: moving_mean stays 0, moving_variance 1), then correctly
     with zoo.train_tf1. Returns (wrong, right), in directory/no_update_ops and directory/update_ops."""
-    model, shape, directory = zoo.slim_conv_stack(fused=True), (16, 16, 3), Path(directory)
-    wrong = train_tf1(model, shape, directory / "no_update_ops", update_ops=False)
+    model, directory = zoo.slim_conv_stack(fused=True), Path(directory)
+    wrong = train_tf1(model, (16, 16, 3), directory / "no_update_ops", update_ops=False)
     (directory / "update_ops").mkdir(parents=True, exist_ok=True)
-    return wrong, zoo.train_tf1(model, shape, directory / "update_ops")
+    return wrong, zoo.train_tf1(model, (16, 16, 3), directory / "update_ops")

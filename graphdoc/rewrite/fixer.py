@@ -11,9 +11,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from graphdoc.errors import FixError
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import EditError
+from graphdoc.ops import PLACEHOLDER_OPS
 from graphdoc.proto import GraphDef
 from graphdoc.rewrite.control_flow import (
     fold_constant_control_flow,
@@ -22,7 +25,7 @@ from graphdoc.rewrite.control_flow import (
 from graphdoc.rewrite.lint import lint
 from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.rewrite.prune import prune
-from graphdoc.rules import STRUCTURAL_RULES, Finding
+from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Finding, Rule
 from graphdoc.scanning import scan
 
 
@@ -61,6 +64,8 @@ def fix(
     complete: Callable[[Model, list[Finding]], list[Finding]] | None = None,
     unsafe_fixes: bool = False,
     in_place: bool = False,
+    rules: tuple[type[Rule], ...] = ALL_RULES,
+    bind: dict[str, bool | int | float] | None = None,
 ) -> FixReport:
     """Fix `model`'s findings on a copy of its GraphDef and check the result.
 
@@ -70,15 +75,20 @@ def fix(
     a checkpoint or a calibration run). Unsafe fixes are held back unless
     `unsafe_fixes` is set. With `in_place`, `model` itself is edited (and is
     the report's `fixed`): no copy of the GraphDef, for callers that reload
-    the original if they need it again.
+    the original if they need it again. Only `rules`' findings are fixed.
+    `bind` sets placeholders to constants before anything else (`--bind
+    is_training=false`), for graphs whose switches graphdoc cannot judge.
     """
     output_names = resolve_outputs(model.main, outputs)
-    findings = scan(model) if findings is None else findings
+    ops_before = op_counts(model)
+    nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
+    if bind:
+        model = _bound(model if in_place else copy_model(model), bind)
+        in_place = True
+    findings = scan(model, rules) if findings is None or bind else findings
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
     # Findings in a training branch: the structural fix removes them with it.
     carried = [f for f in findings if f.fix is not None and not f.fix.edits and f.code not in STRUCTURAL_RULES]
-    ops_before = op_counts(model)
-    nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
     working = model if in_place else copy_model(model)
     pruned = 0
     if structural:
@@ -89,7 +99,7 @@ def fix(
             raise FixError(f"removing the control flow failed, nothing was written: {error}") from None
         pruned += _prune(working, output_names)
         working = dataclasses.replace(model, graph_def=working.graph_def)
-        findings = scan(working)
+        findings = scan(working, rules)
         left = {finding.location for finding in findings}
         carried = [finding for finding in carried if finding.location not in left]
     if complete is not None:
@@ -114,12 +124,34 @@ def fix(
         applied=structural + (carried if structural else []) + applied,
         held_back=held_back,
         not_fixable=[f for f in findings if f.fix is None],
-        remaining=scan(fixed),
+        remaining=scan(fixed, rules),
         ops_before=ops_before,
         size_before=nodes_before,
         ops_after=op_counts(fixed),
         pruned=pruned,
     )
+
+
+# DataType enum values of the placeholders --bind sets.
+_BINDABLE_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_}
+
+
+def _bound(model: Model, bind: dict[str, bool | int | float]) -> Model:
+    """`model` with each placeholder in `bind` made a constant, and the control flow that makes
+    constant folded away."""
+    view = model.main
+    for name, value in bind.items():
+        if name not in view or view.op(name) not in PLACEHOLDER_OPS:
+            raise FixError(f"--bind {name}: the graph has no placeholder of that name")
+        dtype = _BINDABLE_DTYPES.get(view.attr(name, "dtype"))
+        if dtype is None:
+            raise FixError(f"--bind {name}: only bool, int and float placeholders can be bound")
+        view.make_const(name, np.asarray(value, dtype=dtype))
+    try:
+        fold_constant_control_flow(model)
+    except EditError as error:
+        raise FixError(f"removing the control flow of --bind failed, nothing was written: {error}") from None
+    return dataclasses.replace(model, graph_def=model.graph_def)
 
 
 def _prune(model: Model, outputs: list[str]) -> int:
@@ -162,8 +194,8 @@ def _refuse_missing_statistics(findings: list[Finding], held_back: list[Finding]
     if all(f in held_back for f in missing):
         layers = ", ".join(f.site.layer for f in missing[:3]) + (" and more" if len(missing) > 3 else "")
         raise FixError(
-            f"{len(missing)} BatchNorm layer(s) ({layers}) would get calibrated statistics, an unsafe fix: "
-            "pass --unsafe-fixes to apply it; nothing was written"
+            f"{len(missing)} BatchNorm layer(s) ({layers}) would get {missing[0].fix.caveat or 'unsafe statistics'}, "
+            "an unsafe fix: pass --unsafe-fixes to apply it; nothing was written"
         )
     shown = "; ".join(f"{f.site.layer} ({f.unfixable})" for f in missing[:2] if f not in held_back)
     more = f"; and {len(missing) - 2} more" if len(missing) > 2 else ""

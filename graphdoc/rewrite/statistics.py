@@ -10,7 +10,7 @@ import numpy as np
 from graphdoc.graph.edits import AddConst
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import Tensor
-from graphdoc.rules import Finding
+from graphdoc.rules import Finding, UntrainedStatistics
 from graphdoc.rules.statistics import BatchNormSite, MovingStatistics
 from graphdoc.sources import StatisticsSource
 
@@ -37,6 +37,8 @@ def complete(model: Model, findings: list[Finding], source: StatisticsSource) ->
             added.append(AddConst(site.scope, name, np.asarray(value, dtype=np.float32)))
         stats = MovingStatistics(Tensor(added[0].name), Tensor(added[1].name), found.evidence)
         fix = site.fix(stats, safe=source.safe)
+        if not source.safe:
+            fix = dataclasses.replace(fix, caveat=f"calibrated statistics ({source.name})")
         fix = dataclasses.replace(fix, edits=(*added, *fix.edits))
         completed.append(dataclasses.replace(finding, fix=fix, unfixable=None))
     return completed
@@ -52,18 +54,31 @@ def complete_statistics(
     progress=None,
 ) -> list[Finding]:
     """`findings`, with the statistics the graph lacks taken from `checkpoint` (or the checkpoint
-    the model was loaded from), then from calibrating on `calibrate`'s inputs."""
+    the model was loaded from), then from calibrating on `calibrate`'s inputs.
+
+    Fixes that would wire in untrained statistics are made unsafe and each
+    gets a GD103 finding; calibration, when given, recomputes those too.
+    """
     source = checkpoint or model.checkpoint
     if source is not None and lacks_statistics(findings):
         from graphdoc.sources.checkpoint import CheckpointStatistics
 
         findings = complete(model, findings, CheckpointStatistics(Path(source)))
+    findings, untrained = UntrainedStatistics.of_fixes(model, findings)
+    if calibrate is not None and untrained:
+        recompute = {finding.location for finding in untrained}
+        findings = [_without_fix(f) if f.location in recompute and f.site is not None else f for f in findings]
+        untrained = []
     if calibrate is not None and lacks_statistics(findings):
         from graphdoc.sources.calibration import CalibratedStatistics
 
         calibrated = CalibratedStatistics(model, findings, Path(calibrate), batch_size=batch_size, progress=progress)
         findings = complete(model, findings, calibrated)
-    return findings
+    return sorted([*findings, *untrained], key=lambda finding: finding.code)
+
+
+def _without_fix(finding: Finding) -> Finding:
+    return dataclasses.replace(finding, fix=None, unfixable=finding.fix.caveat)
 
 
 def lacks_statistics(findings: list[Finding]) -> bool:

@@ -3,6 +3,7 @@
 from graphdoc.rules.base import Finding, Fix, Rule, Severity
 from graphdoc.rules.gd101_training_fused_batchnorm import TrainingModeFusedBatchNorm
 from graphdoc.rules.gd102_batch_moments_batchnorm import BatchMomentsBatchNorm
+from graphdoc.rules.gd103_untrained_statistics import UntrainedStatistics
 from graphdoc.rules.gd201_live_dropout import LiveDropout
 from graphdoc.rules.gd301_training_switch import TrainingSwitch
 from graphdoc.rules.gd302_dropout_rate_placeholder import DropoutRatePlaceholder
@@ -12,6 +13,7 @@ from graphdoc.rules.gd304_check_numerics import CheckNumerics
 ALL_RULES: tuple[type[Rule], ...] = (
     TrainingModeFusedBatchNorm,
     BatchMomentsBatchNorm,
+    UntrainedStatistics,
     LiveDropout,
     TrainingSwitch,
     DropoutRatePlaceholder,
@@ -44,4 +46,4 @@ def select_rules(select: list[str] | None = None, ignore: list[str] | None = Non
     return tuple(chosen)
 
 
-__all__ = ["select_rules", "ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "Rule", "Severity"]
+__all__ = ["UntrainedStatistics", "select_rules", "ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "Rule", "Severity"]

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from graphdoc.graph.edits import Edit
 from graphdoc.graph.model import Model
-from graphdoc.graph.view import GraphView
+from graphdoc.graph.view import GraphView, Tensor
 
 
 class Severity(enum.Enum):
@@ -29,6 +29,9 @@ class Fix:
     summary: str
     edits: tuple[Edit, ...]
     safe: bool = True
+    caveat: str = ""  # why an unsafe fix is unsafe ("calibrated statistics")
+    # BatchNorm fixes: the moving mean and variance the fix wires in.
+    statistics: tuple[Tensor, Tensor] | None = None
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class FusedBatchNormSite(BatchNormSite):
         summary = f"inference mode with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
-        return Fix(summary, tuple(edits), safe=safe)
+        return Fix(summary, tuple(edits), safe=safe, statistics=(stats.mean, stats.variance))
 
 
 def _statistics(
