@@ -87,8 +87,8 @@ def fix(
         in_place = True
     findings = scan(model, rules) if findings is None or bind else findings
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
-    # Findings in a training branch: the structural fix removes them with it.
-    carried = [f for f in findings if f.fix is not None and not f.fix.edits and f.code not in STRUCTURAL_RULES]
+    # Fixable findings that the structural fixes remove with the training branch they sit in.
+    carried = [f for f in findings if f.fix is not None and f.code not in STRUCTURAL_RULES]
     working = model if in_place else copy_model(model)
     pruned = 0
     if structural:

@@ -17,7 +17,7 @@ belongs to no branch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from graphdoc import ops
@@ -111,7 +111,7 @@ def find_conds(view: GraphView, model: Model) -> list[Cond]:
     switch_owner = {switch: cond for cond in conds.values() for switch in cond.switches if cond.kind != "If"}
     findings = training_findings(view, model)
     for finding in findings:
-        found = _enclosing_switch(view, finding.node, switch_owner)
+        found = enclosing_switch(view, finding.node, switch_owner)
         if found is not None:
             switch, port = found
             switch_owner[switch].add(bool(port), [finding.location])
@@ -134,7 +134,7 @@ def _conds_by_gate(view: GraphView) -> dict[str, Cond]:
     return conds
 
 
-def _enclosing_switch(view: GraphView, node: str, switches: dict[str, Cond]) -> tuple[str, int] | None:
+def enclosing_switch(view: GraphView, node: str, switches: Collection[str]) -> tuple[str, int] | None:
     """The Switch output that `node` runs behind, found walking its inputs back (not past a Merge)."""
     frontier, seen = [node], {node}
     for _ in range(_BRANCH_SEARCH_DEPTH):

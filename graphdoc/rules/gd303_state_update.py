@@ -9,6 +9,7 @@ from graphdoc.graph.edits import RemoveNodes
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView
 from graphdoc.rules.base import Finding, Fix, Rule
+from graphdoc.rules.conds import enclosing_switch
 
 
 class StateUpdate(Rule):
@@ -17,6 +18,11 @@ class StateUpdate(Rule):
     kin (moving-average updates, a dropout seed generator's state, optimizer
     steps such as ApplyGradientDescent) left in the graph, often as control
     dependencies of the model's output.
+
+    An update that the outputs wait for (a control input of a node they
+    need) runs on every call; one created outside a tf.cond and made a
+    control input of its inference branch runs even when the switch says
+    inference, and the message says so.
 
     Why it is wrong:
     Inference must not change the model. In a frozen graph the variable is a
@@ -37,9 +43,11 @@ class StateUpdate(Rule):
     summary = "A variable update (Assign*, optimizer step) is left in the inference graph"
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
-        for name in view.ops_of(ops.STATE_UPDATE_OPS):
+        updates = view.ops_of(ops.STATE_UPDATE_OPS)
+        needed = view.needed_by(_candidate_outputs(view)) if updates and not view.scope else set()
+        for name in updates:
             readers = view.consumers(name)
-            message = f"{view.op(name)} writes {view.resolve(view.inputs(name)[0]).node} at inference"
+            message = self._message(view, name, needed)
             if readers:
                 yield self.finding(view, name, message, unfixable=f"its result is read by {readers[0]}")
             else:
@@ -47,3 +55,20 @@ class StateUpdate(Rule):
                     view, name, message, fix=Fix("remove it and the control dependencies on it",
                                                  (RemoveNodes(view.scope, frozenset({name})),)),
                 )
+
+    def _message(self, view: GraphView, name: str, needed: set[str]) -> str:
+        writes = f"{view.op(name)} writes {view.resolve(view.inputs(name)[0]).node}"
+        waiting = [user for user in (*view.control_users(name), *view.consumers(name)) if user in needed]
+        if name not in needed or not waiting:
+            return f"{writes} at inference"
+        switch = enclosing_switch(view, name, set(view.ops_of(ops.SWITCH_OPS)))
+        if switch is not None:
+            return f"{writes} whenever the branch of {switch[0]} it sits in runs ({waiting[0]} waits for it)"
+        return (
+            f"{writes} on every inference call, whatever the switches say: {waiting[0]} waits for it, "
+            "so running the model changes it"
+        )
+
+
+def _candidate_outputs(view: GraphView) -> list[str]:
+    return [name for name in view.sinks() if view.op(name) not in ops.NEVER_OUTPUTS | ops.PLACEHOLDER_OPS]

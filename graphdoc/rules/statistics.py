@@ -233,13 +233,17 @@ def _const_named(view: GraphView, scope: str, names: tuple[str, ...]) -> Tensor 
 
 
 def layer_scope(view: GraphView, model: Model, node: str) -> str:
-    """The name scope of the layer `node` belongs to; inside a branch function, under its caller's."""
+    """The name scope of the layer `node` belongs to; inside a branch function, under its
+    caller's; a tf.cond's own scope (`cond`, `cond_1`) is not part of the layer's."""
     scope = scope_of(node)
     if view.scope:
         callers = model.call_sites.get(view.scope, [])
         if callers:
             scope = "/".join(part for part in (scope_of(callers[0][1]), scope) if part)
-    return scope
+    return scope_of(scope) if _COND_SCOPE.fullmatch(scope.rpartition("/")[2]) else scope
+
+
+_COND_SCOPE = re.compile(r"cond(_\d+)?")
 
 
 def scope_of(name: str) -> str:
