@@ -83,3 +83,39 @@ def test_a_bool_placeholder_that_switches_nothing_is_not_reported(write):
         return tf.cond(flag, lambda: tf.nn.relu(x), lambda: tf.identity(x))
 
     assert findings_of(write(graphs.build(body))) == []
+
+
+def _negated_switch(x):
+    """tf.cond on `not is_eval` (and on `is_eval == False`): training when is_eval is False."""
+    is_eval = tf.compat.v1.placeholder_with_default(False, [], name="is_eval")
+    y = tf.cond(tf.logical_not(is_eval), lambda: tf.nn.dropout(x, rate=0.5), lambda: tf.identity(x))
+    return tf.cond(tf.equal(is_eval, False), lambda: tf.nn.dropout(y, rate=0.5), lambda: tf.identity(y))
+
+
+@pytest.mark.parametrize("v2", [False, True])
+def test_a_negated_predicate_is_bound_to_the_value_that_selects_inference(write, v2):
+    from tensorflow.python.ops import control_flow_util
+
+    previous = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2
+    try:
+        graph = graphs.build(_negated_switch)
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = previous
+    [finding] = findings_of(write(graph), "GD301")
+    assert "defaults to False" in finding.message and "fed True" in finding.message
+    fixed = fix(load(write(graph, "again.pb"))).fixed.graph_def.SerializeToString()
+    x = graphs.random_batch((8,))
+    assert tfrun.relative_error(tfrun.run(fixed, {"input:0": x}, ["output:0"])[0], x) == 0
+
+
+def test_conds_that_disagree_are_named_not_guessed(write):
+    def body(x):
+        flag = tf.compat.v1.placeholder_with_default(True, [], name="flag")
+        y = tf.cond(flag, lambda: tf.nn.dropout(x, rate=0.5), lambda: tf.identity(x), name="first")
+        y = tf.cond(flag, lambda: tf.nn.dropout(y, rate=0.5), lambda: tf.identity(y), name="second")
+        return tf.cond(flag, lambda: tf.identity(y), lambda: tf.nn.dropout(y, rate=0.5), name="odd_one")
+
+    [finding] = findings_of(write(graphs.build(body)), "GD301")
+    assert finding.fix is None
+    assert finding.unfixable.startswith("odd_one runs training behaviour when flag is False, but 2 other tf.cond")
