@@ -119,3 +119,18 @@ def test_conds_that_disagree_are_named_not_guessed(write):
     [finding] = findings_of(write(graphs.build(body)), "GD301")
     assert finding.fix is None
     assert finding.unfixable.startswith("odd_one runs training behaviour when flag is False, but 2 other tf.cond")
+
+
+def test_a_branch_that_only_updates_statistics_is_a_training_branch(write):
+    def body(x):
+        flag = tf.compat.v1.placeholder_with_default(True, [], name="is_training")
+        seen = tf.compat.v1.get_variable("seen", [], initializer=tf.zeros_initializer(), use_resource=True)
+
+        def training():
+            with tf.control_dependencies([seen.assign_add(1.0)]):
+                return tf.identity(x)
+
+        return tf.cond(flag, training, lambda: tf.identity(x))
+
+    [finding] = findings_of(write(graphs.build(body)), "GD301")
+    assert "defaults to True" in finding.message and finding.fix is not None

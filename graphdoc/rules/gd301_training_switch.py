@@ -18,8 +18,15 @@ class TrainingSwitch(Rule):
     matter) whose value chooses, through `tf.cond`, between training-mode and
     inference-mode BatchNorm or dropout. In TF1 graphs tf.cond is Switch and
     Merge nodes; in TF2 graphs an If or StatelessIf whose branches are library
-    functions. Which value means training is read from the data flow: the
-    branch that holds the training-mode BatchNorm or the live dropout.
+    functions. Which value means training is read from the data flow, cond
+    by cond: the branch that holds a training-mode BatchNorm, a live dropout
+    or a statistics update, or that passes on batch moments computed before
+    the cond (tf-slim with fused=False). The predicate may reach the cond
+    through Identity, Cast, LogicalNot or a comparison with a constant.
+    Behaviour outside every cond (a downstream dropout with its own keep_prob)
+    is other rules' business. When the conds disagree about which value means
+    inference, or one holds training behaviour on both sides, the finding
+    names that cond and offers no fix (`fix --bind NAME=VALUE` decides).
 
     Why it is wrong:
     A default of True runs training mode unless the serving code remembers to

@@ -41,6 +41,7 @@ class StateUpdate(Rule):
     code = "GD303"
     name = "state-update"
     summary = "A variable update (Assign*, optimizer step) is left in the inference graph"
+    training_behaviour = True  # a branch that updates statistics is a training branch
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         updates = view.ops_of(ops.STATE_UPDATE_OPS)

@@ -1,14 +1,22 @@
 """Where a BatchNorm's moving mean and variance are, and which ops update them.
 
-Shared by the BatchNorm rules. The evidence, strongest first:
+Shared by the BatchNorm rules; `locate_moving_statistics` is the one search
+scan and fix both use. The evidence, strongest first:
 1. data flow: the moving-average update ops that read the batch moments write
-   to the statistics (TF1 AssignMovingAvg, Keras assign/assign_sub);
-2. names: tf-slim, tf.contrib and tf.layers keep them at `<scope>/moving_mean`
-   and `<scope>/moving_variance`; Keras 3 BatchNormalization.call reads
-   moving_mean first and moving_variance second, as `<layer>/Cast/ReadVariableOp`
-   and `<layer>/Cast_1/ReadVariableOp` (gamma and beta follow as Cast_2, Cast_3).
-Freezing a training graph for its outputs usually prunes both, and then the
-statistics are simply not in the file.
+   to the statistics, whatever they are called (TF1 AssignMovingAvg, Keras
+   assign/assign_sub, a hand-written `assign(pop_mean, ...)`);
+2. an inference-mode BatchNorm with the same scale (an evaluation tower
+   built beside the training one) reads them;
+3. names: tf-slim, tf.contrib and tf.layers keep them at `<scope>/moving_mean`
+   and `<scope>/moving_variance`, where the ops' scope may carry prefixes the
+   variables' lack (tf-slim MobileNet's doubled `MobilenetV1/MobilenetV1/`);
+   Keras 3 BatchNormalization.call reads moving_mean first and
+   moving_variance second, as `<layer>/Cast/ReadVariableOp` and
+   `<layer>/Cast_1/ReadVariableOp`;
+4. in a branch function, the arguments its caller binds to such names.
+Freezing a training graph for its outputs usually prunes them all, and then
+the statistics come from a checkpoint or a calibration run
+(graphdoc/rewrite/statistics.py).
 """
 
 from __future__ import annotations
