@@ -117,27 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_options(scan)
     scan.set_defaults(command=_scan)
 
-    fix = commands.add_parser("fix", help="write an inference-mode copy of the graph")
-    fix.add_argument("model", type=Path, help=_MODEL_HELP)
-    fix.add_argument("-o", "--output", type=Path, help="where to write the fixed graph (required unless --dry-run)")
-    fix.add_argument("--checkpoint", type=Path, help="take missing moving statistics from this checkpoint (a prefix, "
-                     "a directory with a `checkpoint` file, or a SavedModel)")
-    fix.add_argument("--calibrate", type=Path, metavar="DATA", help="recompute missing moving statistics by running "
-                     "the graph over DATA (.npy, .npz, or a folder of images: " + IMAGE_PREPROCESSING + "); unsafe")
-    fix.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
-    fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (calibrated statistics)")
-    fix.add_argument("--in-place", action="store_true",
-                     help="overwrite the model file itself, keeping the original as MODEL.bak")
-    fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-    fix.add_argument("--diff", action="store_true", help="show the change node by node")
-    fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
-    fix.add_argument("--select", type=_codes, help="fix only these rule codes or families (GD1,GD301)")
-    fix.add_argument("--ignore", type=_codes, help="leave these rule codes or families alone")
-    fix.add_argument("--bind", type=_binding, action="append", metavar="NAME=VALUE",
-                     help="set a placeholder to a constant before anything else (is_training=false, keep_prob=1)")
-    _add_model_options(fix)
-    _add_run_options(fix)
-    fix.set_defaults(command=_fix)
+    fix = _add_fix_parser(commands)
 
     probe = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
     probe.add_argument("model", type=Path, help=_MODEL_HELP)
@@ -163,14 +143,43 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_options(show)
     show.set_defaults(command=_show)
 
+    rule = _add_rule_parser(commands)
+    for sub in (scan, fix, probe, compare, show, rule):
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def _add_rule_parser(commands) -> argparse.ArgumentParser:
     rule = commands.add_parser("rule", help="explain a rule")
     rule.add_argument("code", nargs="?", help="a rule code such as GD101")
     rule.add_argument("--all", action="store_true", help="explain every rule")
     rule.set_defaults(command=_rule)
+    return rule
 
-    for sub in (scan, fix, probe, compare, show, rule):
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return parser
+
+def _add_fix_parser(commands) -> argparse.ArgumentParser:
+    fix = commands.add_parser("fix", help="write an inference-mode copy of the graph")
+    fix.add_argument("model", type=Path, help=_MODEL_HELP)
+    fix.add_argument("-o", "--output", type=Path, help="where to write the fixed graph (required unless --dry-run)")
+    fix.add_argument("--checkpoint", type=Path, help="take missing moving statistics from this checkpoint (a prefix, "
+                     "a directory with a `checkpoint` file, or a SavedModel)")
+    fix.add_argument("--calibrate", type=Path, metavar="DATA", help="recompute missing moving statistics by running "
+                     "the graph over DATA (.npy, .npz, or a folder of images: " + IMAGE_PREPROCESSING + "); unsafe")
+    fix.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
+    fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (calibrated statistics)")
+    fix.add_argument("--in-place", action="store_true",
+                     help="overwrite the model file itself, keeping the original as MODEL.bak")
+    fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    fix.add_argument("--diff", action="store_true", help="show the change node by node")
+    fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    fix.add_argument("--select", type=_codes, help="fix only these rule codes or families (GD1,GD301)")
+    fix.add_argument("--ignore", type=_codes, help="leave these rule codes or families alone")
+    fix.add_argument("--bind", type=_binding, action="append", metavar="NAME=VALUE",
+                     help="set a placeholder to a constant before anything else (is_training=false, keep_prob=1)")
+    _add_model_options(fix)
+    _add_run_options(fix)
+    fix.set_defaults(command=_fix)
+    return fix
 
 
 def _binding(text: str) -> tuple[str, bool | int | float]:

@@ -86,50 +86,68 @@ def fix(
         model = _bound(model if in_place else copy_model(model), bind)
         in_place = True
     findings = scan(model, rules) if findings is None or bind else findings
-    structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
-    # Fixable findings that the structural fixes remove with the training branch they sit in.
-    carried = [f for f in findings if f.fix is not None and f.code not in STRUCTURAL_RULES]
     working = model if in_place else copy_model(model)
-    pruned = 0
-    if structural:
-        apply_fixes(working, structural)
-        try:
-            fold_constant_control_flow(working)
-        except EditError as error:
-            raise FixError(f"removing the control flow failed, nothing was written: {error}") from None
-        pruned += _prune(working, output_names)
-        working = dataclasses.replace(model, graph_def=working.graph_def)
-        findings = scan(working, rules)
-        left = {finding.location for finding in findings}
-        carried = [finding for finding in carried if finding.location not in left]
+    working, findings, structural, pruned = _structural_round(working, model, findings, rules, output_names)
     if complete is not None:
         findings = complete(working, findings)
     held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes]
     _refuse_missing_statistics(findings, held_back)
     applied = [f for f in findings if f.fix is not None and f not in held_back]
     apply_fixes(working, applied)
+    pruned += _clean_up(working, output_names)
+    # The working copy's views were kept consistent edit by edit: re-scan them as they are.
+    return FixReport(
+        fixed=working,
+        outputs=output_names,
+        applied=structural + applied,
+        held_back=held_back,
+        not_fixable=[f for f in findings if f.fix is None],
+        remaining=scan(working, rules),
+        ops_before=ops_before,
+        size_before=nodes_before,
+        ops_after=op_counts(working),
+        pruned=pruned,
+    )
+
+
+def _clean_up(working: Model, outputs: list[str]) -> int:
+    """Prune what the outputs no longer need and drop unused functions, then lint; returns
+    how many nodes were pruned."""
     try:
-        pruned += _prune(working, output_names)
+        pruned = _prune(working, outputs)
     except EditError as error:
         raise FixError(f"pruning the fixed graph failed, nothing was written: {error}") from None
     remove_unused_functions(working)
-    problems = lint(working.main, output_names)
+    problems = lint(working.main, outputs)
     if problems:
         raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")
-    # The working copy's views were kept consistent edit by edit: re-scan them as they are.
-    fixed = working
-    return FixReport(
-        fixed=fixed,
-        outputs=output_names,
-        applied=structural + (carried if structural else []) + applied,
-        held_back=held_back,
-        not_fixable=[f for f in findings if f.fix is None],
-        remaining=scan(fixed, rules),
-        ops_before=ops_before,
-        size_before=nodes_before,
-        ops_after=op_counts(fixed),
-        pruned=pruned,
-    )
+    return pruned
+
+
+def _structural_round(
+    working: Model, model: Model, findings: list[Finding], rules: tuple[type[Rule], ...], outputs: list[str]
+) -> tuple[Model, list[Finding], list[Finding], int]:
+    """Apply the fixes that decide which parts of the graph run (training switches), fold the
+    control flow they make constant, prune, and scan again.
+
+    Returns the working model, its new findings, the findings fixed (the
+    structural ones, and those that went with the branches they removed) and
+    how many nodes were pruned.
+    """
+    structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
+    if not structural:
+        return working, findings, [], 0
+    apply_fixes(working, structural)
+    try:
+        fold_constant_control_flow(working)
+    except EditError as error:
+        raise FixError(f"removing the control flow failed, nothing was written: {error}") from None
+    pruned = _prune(working, outputs)
+    working = dataclasses.replace(model, graph_def=working.graph_def)
+    found = scan(working, rules)
+    left = {finding.location for finding in found}
+    carried = [f for f in findings if f.fix is not None and f.code not in STRUCTURAL_RULES and f.location not in left]
+    return working, found, structural + carried, pruned
 
 
 # DataType enum values of the placeholders --bind sets.

@@ -248,7 +248,8 @@ def layer_scope(view: GraphView, model: Model, node: str) -> str:
         callers = model.call_sites.get(view.scope, [])
         if callers:
             scope = "/".join(part for part in (scope_of(callers[0][1]), scope) if part)
-    return scope_of(scope) if _COND_SCOPE.fullmatch(scope.rpartition("/")[2]) else scope
+    scope = scope_of(scope) if _COND_SCOPE.fullmatch(scope.rpartition("/")[2]) else scope
+    return scope or node  # a layer at the root of the graph is known by its node's name
 
 
 _COND_SCOPE = re.compile(r"cond(_\d+)?")
