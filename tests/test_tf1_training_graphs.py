@@ -5,9 +5,12 @@ built in inference mode with the same weights, alone and in a batch, and fix
 fixes exactly as many findings as scan calls fixable.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+import graphs
 import tfrun
 import zoo
 import zoo_tf1
@@ -135,10 +138,29 @@ def test_statistics_under_the_variable_scope_are_found_for_the_doubled_op_scope(
 
 
 def test_an_evaluation_tower_lends_its_statistics(tmp_path, trained):
-    findings = api.scan(api.load(_write(tmp_path, trained("two_towers").pair), outputs=["output"]))
+    pair = trained("two_towers").pair
+    # Statistics under names no convention knows: only the evaluation tower's reads lead to them.
+    renamed = _renamed(pair.training, {"moving_mean": "ema_a", "moving_variance": "ema_b"})
+    path = _write(tmp_path, dataclasses.replace(pair, training=renamed))
+    findings = api.scan(api.load(path, outputs=["output"]))
     batch_norms = [f for f in findings if f.code == "GD101"]
     assert batch_norms and all("an inference-mode BatchNorm with the same scale" in f.fix.summary
                                for f in batch_norms)
+    assert _fixed_error(pair, _fix_with_cli(tmp_path, path, "--outputs", "output")) <= TOLERANCE
+
+
+def _renamed(graph_bytes: bytes, parts: dict[str, str]) -> bytes:
+    graph_def = graphs.parse(graph_bytes)
+
+    def rename(name: str) -> str:
+        for old, new in parts.items():
+            name = name.replace(old, new)
+        return name
+
+    for node in graph_def.node:
+        node.name = rename(node.name)
+        node.input[:] = [rename(ref) for ref in node.input]
+    return graph_def.SerializeToString()
 
 
 def test_scan_of_a_checkpoint_counts_what_fix_fixes_from_its_variables(tmp_path):

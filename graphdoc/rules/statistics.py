@@ -114,14 +114,15 @@ def locate_moving_statistics(
 ) -> MovingStatistics | str:
     """The moving statistics as constants in the graph, or why they cannot be used.
 
-    The evidence, strongest first: the targets of the layer's update ops; an
-    inference-mode BatchNorm that shares the layer's scale (an evaluation
-    tower); the layer's scope, or a tail of it, naming `moving_mean` and
-    `moving_variance` in this body or in the caller that passes them in.
+    The evidence, in order: the targets of the layer's update ops; the
+    layer's scope, or a tail of it, naming `moving_mean` and `moving_variance`;
+    an inference-mode BatchNorm that shares the layer's scale (an evaluation
+    tower); the caller that passes named statistics into this body.
     """
     by_flow = _from_update_targets(view, mean_updates, variance_updates)
     found = by_flow if isinstance(by_flow, MovingStatistics) else None
-    found = found or _from_shared_scale(view, site) or _from_names(view, site.layer)
+    # Names before the shared scale: cheaper, and as sure when the layer's scope names them.
+    found = found or _from_names(view, site.layer) or _from_shared_scale(view, site)
     found = found or _from_caller(view, model, site.layer)
     if found is not None:
         shapes = found.shapes or (view.const_shape(found.mean), view.const_shape(found.variance))
