@@ -11,6 +11,8 @@ from functools import cache
 from importlib import resources
 
 FUSED_BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+# Their inputs: x, scale, offset, mean, variance.
+FUSED_SCALE_SLOT, FUSED_MEAN_SLOT, FUSED_VARIANCE_SLOT = 1, 3, 4
 
 _FUSED_BN_DEFAULTS = {
     # The default is *true*: a fused BatchNorm without the attribute is in training mode.

@@ -31,6 +31,8 @@ from functools import cached_property, partial
 from itertools import accumulate, chain, compress
 from typing import TYPE_CHECKING, NamedTuple
 
+import math
+
 import numpy as np
 
 from graphdoc import ops
@@ -446,15 +448,16 @@ class GraphView:
         # size would have numpy allocate it.
         proto = value.tensor
         dims = [dim.size for dim in proto.tensor_shape.dim]
-        size = int(np.prod(dims, dtype=np.float64))
-        if any(size < 0 for size in dims) or size > _LARGEST_CONST_READ:
+        size = math.prod(dims)
+        if size > _LARGEST_CONST_READ or any(dim < 0 for dim in dims):
             return None
         # Most weights are stored as raw little-endian bytes: read them without the decoder
         # (a tenth of its time, which counts when every BatchNorm's statistics are read).
         dtype = _RAW_DTYPES.get(proto.dtype)
         content = proto.tensor_content
         if dtype is not None and len(content) == size * dtype.itemsize:
-            return np.frombuffer(content, dtype=dtype).reshape(dims)
+            array = np.frombuffer(content, dtype=dtype)
+            return array.reshape(dims) if len(dims) != 1 else array
         # tensorboard's decoder costs a few hundred milliseconds to import:
         # pay it only when a rule really needs a constant's value.
         from tensorboard.util.tensor_util import make_ndarray

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import difflib
 
-from graphdoc import ops
 from graphdoc.errors import GraphdocError
+from graphdoc.graph.outputs import infer_outputs
 from graphdoc.graph.view import GraphView
 
-_NOT_OUTPUTS = ops.NEVER_OUTPUTS | frozenset({"Placeholder", "PlaceholderWithDefault"})
-
-
-def infer_outputs(view: GraphView) -> list[str]:
-    """Nodes nothing reads, except constants, inputs and variable updates."""
-    return [name for name in view.sinks() if view.op(name) not in _NOT_OUTPUTS]
+__all__ = ["infer_outputs", "resolve_outputs"]
 
 
 def resolve_outputs(view: GraphView, requested: list[str] | None) -> list[str]:

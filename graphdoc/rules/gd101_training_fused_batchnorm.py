@@ -19,7 +19,7 @@ from graphdoc.rules.statistics import (
     layer_scope,
 )
 
-_MEAN_SLOT, _VARIANCE_SLOT = 3, 4
+_MEAN_SLOT, _VARIANCE_SLOT = ops.FUSED_MEAN_SLOT, ops.FUSED_VARIANCE_SLOT
 
 
 class TrainingModeFusedBatchNorm(Rule):
@@ -83,7 +83,7 @@ class TrainingModeFusedBatchNorm(Rule):
             x=inputs[0],
             reduce_axes=(0, 2, 3) if view.attr(name, "data_format") == b"NCHW" else (0, 1, 2),
             update_nodes=mean_updates.nodes | variance_updates.nodes,
-            scale=inputs[1],
+            scale=inputs[ops.FUSED_SCALE_SLOT],
             sets_avg_factor="exponential_avg_factor" in attrs,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,7 +14,6 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Rule
 
-_MEAN_SLOT, _VARIANCE_SLOT = 3, 4
 RECOMPUTE = "recompute them with fix --calibrate DATA (representative inputs)"
 
 
@@ -53,7 +53,8 @@ class UntrainedStatistics(Rule):
             inputs = view.inputs(name)
             if len(inputs) < 5:
                 continue
-            problem = untrained(view.const_value(inputs[_MEAN_SLOT]), view.const_value(inputs[_VARIANCE_SLOT]))
+            mean, variance = inputs[ops.FUSED_MEAN_SLOT], inputs[ops.FUSED_VARIANCE_SLOT]
+            problem = untrained(view.const_value(mean), view.const_value(variance))
             if problem is not None:
                 yield self.finding(view, name, f"the moving statistics it normalizes with are {problem}",
                                    unfixable=RECOMPUTE)
@@ -81,13 +82,14 @@ def untrained(mean: np.ndarray | None, variance: np.ndarray | None) -> str | Non
     """Why statistics with these values were never trained, or None."""
     if mean is None or variance is None or mean.size == 0 or variance.size == 0:
         return None
-    # Few reductions: every BatchNorm of a large graph comes through here.
-    if not np.isfinite(float(mean.sum()) + float(variance.sum())):
+    # Three reductions for trained statistics: every BatchNorm of a large graph comes
+    # through here. A float32 sum overflows only for statistics as broken as non-finite ones.
+    if not math.isfinite(float(np.add.reduce(mean, axis=None)) + float(np.add.reduce(variance, axis=None))):
         return "not finite"
-    lowest = float(variance.min())
+    lowest = float(np.minimum.reduce(variance, axis=None))
     if lowest < 0:
         return "negative in the variance"
-    if lowest == 1 and float(variance.max()) == 1 and not mean.any():
+    if lowest == 1 and float(np.maximum.reduce(variance, axis=None)) == 1 and not mean.any():
         return "still their initial values (mean 0 and variance 1 in every channel: the update ops never ran)"
     return None
 

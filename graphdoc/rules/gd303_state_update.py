@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from graphdoc import ops
 from graphdoc.graph.edits import RemoveNodes
 from graphdoc.graph.model import Model
+from graphdoc.graph.outputs import infer_outputs
 from graphdoc.graph.view import GraphView
 from graphdoc.rules.base import Finding, Fix, Rule
 from graphdoc.rules.conds import enclosing_switch
@@ -45,7 +46,7 @@ class StateUpdate(Rule):
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
         updates = view.ops_of(ops.STATE_UPDATE_OPS)
-        needed = view.needed_by(_candidate_outputs(view)) if updates and not view.scope else set()
+        needed = view.needed_by(infer_outputs(view)) if updates and not view.scope else set()
         for name in updates:
             readers = view.consumers(name)
             message = self._message(view, name, needed)
@@ -69,7 +70,3 @@ class StateUpdate(Rule):
             f"{writes} on every inference call, whatever the switches say: {waiting[0]} waits for it, "
             "so running the model changes it"
         )
-
-
-def _candidate_outputs(view: GraphView) -> list[str]:
-    return [name for name in view.sinks() if view.op(name) not in ops.NEVER_OUTPUTS | ops.PLACEHOLDER_OPS]

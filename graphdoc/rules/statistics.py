@@ -1,18 +1,18 @@
 """Where a BatchNorm's moving mean and variance are, and which ops update them.
 
 Shared by the BatchNorm rules; `locate_moving_statistics` is the one search
-scan and fix both use. The evidence, strongest first:
+scan and fix both use. The evidence, in the order it is tried:
 1. data flow: the moving-average update ops that read the batch moments write
    to the statistics, whatever they are called (TF1 AssignMovingAvg, Keras
    assign/assign_sub, a hand-written `assign(pop_mean, ...)`);
-2. an inference-mode BatchNorm with the same scale (an evaluation tower
-   built beside the training one) reads them;
-3. names: tf-slim, tf.contrib and tf.layers keep them at `<scope>/moving_mean`
+2. names: tf-slim, tf.contrib and tf.layers keep them at `<scope>/moving_mean`
    and `<scope>/moving_variance`, where the ops' scope may carry prefixes the
    variables' lack (tf-slim MobileNet's doubled `MobilenetV1/MobilenetV1/`);
    Keras 3 BatchNormalization.call reads moving_mean first and
    moving_variance second, as `<layer>/Cast/ReadVariableOp` and
    `<layer>/Cast_1/ReadVariableOp`;
+3. an inference-mode BatchNorm with the same scale (an evaluation tower
+   built beside the training one) reads them;
 4. in a branch function, the arguments its caller binds to such names.
 Freezing a training graph for its outputs usually prunes them all, and then
 the statistics come from a checkpoint or a calibration run
@@ -22,6 +22,7 @@ the statistics come from a checkpoint or a calibration run
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from graphdoc import ops
@@ -164,8 +165,10 @@ def _from_shared_scale(view: GraphView, site: BatchNormSite) -> MovingStatistics
             if other == site.node or view.op(other) not in ops.FUSED_BATCH_NORM_OPS or view.attr(other, "is_training"):
                 continue
             inputs = view.inputs(other)
-            if view.resolve(inputs[1]) == scale and all(view.const_shape(t) for t in inputs[3:5]):
-                return MovingStatistics(inputs[3], inputs[4], f"{view.resolve(inputs[3]).node}, read by {other}, "
+            mean, variance = inputs[ops.FUSED_MEAN_SLOT], inputs[ops.FUSED_VARIANCE_SLOT]
+            same_scale = view.resolve(inputs[ops.FUSED_SCALE_SLOT]) == scale
+            if same_scale and view.const_shape(mean) and view.const_shape(variance):
+                return MovingStatistics(mean, variance, f"{view.resolve(mean).node}, read by {other}, "
                                         "an inference-mode BatchNorm with the same scale")
     return None
 
@@ -216,16 +219,15 @@ def _call_arguments(view: GraphView, caller: str) -> tuple[Tensor, ...]:
     return inputs[1:] if view.op(caller) in ops.IF_OPS | {"Case", "StatelessCase"} else inputs
 
 
-def scope_tails(scope: str) -> list[tuple[str, ...]]:
+def scope_tails(scope: str) -> Iterator[tuple[str, ...]]:
     """`scope` and its shorter tails, most specific first, each with its form without a Keras
     call suffix (`_1`) beside it: the graph's op scopes carry prefixes (a model name, a
-    doubled variable scope, `StatefulPartitionedCall/`) that the statistics' names lack."""
+    doubled variable scope, `StatefulPartitionedCall/`) that the statistics' names lack.
+    Made one at a time: the first usually matches."""
     parts = [part for part in scope.split("/") if part]
-    levels = []
     for start in range(len(parts)):
         tail = parts[start:]
-        levels.append(tuple(dict.fromkeys(["/".join(tail), "/".join([*tail[:-1], _CALL_SUFFIX.sub("", tail[-1])])])))
-    return levels
+        yield tuple(dict.fromkeys(["/".join(tail), "/".join([*tail[:-1], _CALL_SUFFIX.sub("", tail[-1])])]))
 
 
 # Keras suffixes a layer's name scope with `_1`, `_2`, ... each time it is
