@@ -11,7 +11,7 @@ from graphdoc.graph.edits import AddConst
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import Tensor
 from graphdoc.rules import Finding, UntrainedStatistics
-from graphdoc.rules.statistics import BatchNormSite, MovingStatistics
+from graphdoc.rules.statistics import BatchNormSite, MovingStatistics, untrained
 from graphdoc.sources import StatisticsSource
 
 
@@ -35,7 +35,8 @@ def complete(model: Model, findings: list[Finding], source: StatisticsSource) ->
             name = view.unique_name(f"{site.layer}/{stat}", names)
             names.add(name)
             added.append(AddConst(site.scope, name, np.asarray(value, dtype=np.float32)))
-        stats = MovingStatistics(Tensor(added[0].name), Tensor(added[1].name), found.evidence)
+        stats = MovingStatistics(Tensor(added[0].name), Tensor(added[1].name), found.evidence,
+                                 untrained=untrained(found.mean, found.variance))
         fix = site.fix(stats, safe=source.safe)
         if not source.safe:
             fix = dataclasses.replace(fix, caveat=f"calibrated statistics ({source.name})")
@@ -64,17 +65,15 @@ def complete_statistics(
         from graphdoc.sources.checkpoint import CheckpointStatistics
 
         findings = complete(model, findings, CheckpointStatistics(Path(source)))
-    findings, untrained = UntrainedStatistics.of_fixes(model, findings)
-    if calibrate is not None and untrained:
-        recompute = {finding.location for finding in untrained}
-        findings = [_without_fix(f) if f.location in recompute and f.site is not None else f for f in findings]
-        untrained = []
+    if calibrate is not None:  # calibration recomputes untrained statistics too
+        findings = [_without_fix(f) if f.fix is not None and f.fix.untrained and f.site is not None else f
+                    for f in findings]
     if calibrate is not None and lacks_statistics(findings):
         from graphdoc.sources.calibration import CalibratedStatistics
 
         calibrated = CalibratedStatistics(model, findings, Path(calibrate), batch_size=batch_size, progress=progress)
         findings = complete(model, findings, calibrated)
-    return sorted([*findings, *untrained], key=lambda finding: finding.code)
+    return sorted([*findings, *UntrainedStatistics.of_fixes(findings)], key=lambda finding: finding.code)
 
 
 def _without_fix(finding: Finding) -> Finding:

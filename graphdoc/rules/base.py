@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from graphdoc.graph.edits import Edit
 from graphdoc.graph.model import Model
-from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.graph.view import GraphView
 
 
 class Severity(enum.Enum):
@@ -30,8 +30,8 @@ class Fix:
     edits: tuple[Edit, ...]
     safe: bool = True
     caveat: str = ""  # why an unsafe fix is unsafe ("calibrated statistics")
-    # BatchNorm fixes: the moving mean and variance the fix wires in.
-    statistics: tuple[Tensor, Tensor] | None = None
+    # BatchNorm fixes: why the statistics it wires in look untrained, if they do (GD103).
+    untrained: str = ""
 
 
 @dataclass(frozen=True)

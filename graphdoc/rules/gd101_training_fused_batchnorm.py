@@ -119,7 +119,7 @@ class FusedBatchNormSite(BatchNormSite):
         summary = f"inference mode with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
-        return Fix(summary, tuple(edits), safe=safe, statistics=(stats.mean, stats.variance))
+        return self._fix(summary, edits, stats, safe=safe)
 
 
 def _statistics(
@@ -133,7 +133,7 @@ def _statistics(
     mean, variance = view.resolve(mean_input), view.resolve(variance_input)
     if view.op(mean.node) != "Const" or view.op(variance.node) != "Const":
         return f"its mean and variance inputs ({mean.node}, {variance.node}) are not constants in this file"
-    return MovingStatistics(mean_input, variance_input, "inputs 3 and 4")
+    return MovingStatistics(mean_input, variance_input, "inputs 3 and 4").judged(view)
 
 
 def _other_readers_of_moments(view: GraphView, name: str, update_nodes: frozenset[str]) -> list[str]:

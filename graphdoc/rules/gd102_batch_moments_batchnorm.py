@@ -118,7 +118,7 @@ class DecomposedBatchNormSite(BatchNormSite):
         summary = f"normalize with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
-        return Fix(summary, tuple(edits), safe=safe, statistics=(stats.mean, stats.variance))
+        return self._fix(summary, edits, stats, safe=safe)
 
 
 def _match_moments(view: GraphView, mean: str) -> _Moments | None:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterator
 
-import numpy as np
-
 from graphdoc import ops
-from graphdoc.graph.edits import AddConst
 from graphdoc.graph.model import Model
-from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.graph.view import GraphView
 from graphdoc.rules.base import Finding, Rule
-
-RECOMPUTE = "recompute them with fix --calibrate DATA (representative inputs)"
+from graphdoc.rules.statistics import RECOMPUTE, untrained
 
 
 class UntrainedStatistics(Rule):
@@ -60,50 +54,15 @@ class UntrainedStatistics(Rule):
                                    unfixable=RECOMPUTE)
 
     @classmethod
-    def of_fixes(cls, model: Model, findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
-        """`findings` with each BatchNorm fix that would wire in untrained statistics made
-        unsafe, and a GD103 finding for each of them."""
-        marked, added = [], []
-        for finding in findings:
-            problem = _problem_with_statistics(model, finding)
-            if problem is None:
-                marked.append(finding)
-                continue
-            caveat = f"statistics that are {problem}; {RECOMPUTE}"
-            fix = dataclasses.replace(finding.fix, safe=False, caveat=caveat)
-            marked.append(dataclasses.replace(finding, fix=fix))
-            layer = finding.site.layer if finding.site is not None else finding.node
-            added.append(Finding(code=cls.code, scope=finding.scope, node=finding.node,
-                                 message=f"the moving statistics of {layer} are {problem}", unfixable=RECOMPUTE))
-        return marked, added
+    def of_fixes(cls, findings: list[Finding]) -> list[Finding]:
+        """A GD103 finding for each BatchNorm fix that would wire in untrained statistics."""
+        return [
+            Finding(code=cls.code, scope=finding.scope, node=finding.node, unfixable=RECOMPUTE,
+                    message=f"the moving statistics of {_layer(finding)} are {finding.fix.untrained}")
+            for finding in findings
+            if finding.fix is not None and finding.fix.untrained
+        ]
 
 
-def untrained(mean: np.ndarray | None, variance: np.ndarray | None) -> str | None:
-    """Why statistics with these values were never trained, or None."""
-    if mean is None or variance is None or mean.size == 0 or variance.size == 0:
-        return None
-    # Three reductions for trained statistics: every BatchNorm of a large graph comes
-    # through here. A float32 sum overflows only for statistics as broken as non-finite ones.
-    if not math.isfinite(float(np.add.reduce(mean, axis=None)) + float(np.add.reduce(variance, axis=None))):
-        return "not finite"
-    lowest = float(np.minimum.reduce(variance, axis=None))
-    if lowest < 0:
-        return "negative in the variance"
-    if lowest == 1 and float(np.maximum.reduce(variance, axis=None)) == 1 and not mean.any():
-        return "still their initial values (mean 0 and variance 1 in every channel: the update ops never ran)"
-    return None
-
-
-def _problem_with_statistics(model: Model, finding: Finding) -> str | None:
-    fix = finding.fix
-    if fix is None or fix.statistics is None:
-        return None
-    added = {edit.name: edit.value for edit in fix.edits if isinstance(edit, AddConst)}
-    view = model.view(finding.scope)
-    return untrained(*(_value(view, added, tensor) for tensor in fix.statistics))
-
-
-def _value(view: GraphView, added: dict[str, np.ndarray], tensor: Tensor) -> np.ndarray | None:
-    if tensor.node in added:
-        return np.asarray(added[tensor.node])
-    return view.const_value(tensor)
+def _layer(finding: Finding) -> str:
+    return finding.site.layer if finding.site is not None else finding.node

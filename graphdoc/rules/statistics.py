@@ -21,9 +21,13 @@ the statistics come from a checkpoint or a calibration run
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from graphdoc import ops
 from graphdoc.graph.model import Model
@@ -53,6 +57,12 @@ class MovingStatistics:
     evidence: str
     # Where the tensors are function arguments: the shapes of what the caller passes.
     shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None] | None = None
+    untrained: str | None = None  # why their values look untrained (GD103), if they do
+
+    def judged(self, view: GraphView) -> MovingStatistics:
+        """These statistics with their values judged, where they are constants of `view`."""
+        problem = untrained(view.const_value(self.mean), view.const_value(self.variance))
+        return dataclasses.replace(self, untrained=problem) if problem else self
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,13 @@ class BatchNormSite:
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
         raise NotImplementedError
+
+    def _fix(self, summary: str, edits: list, stats: MovingStatistics, *, safe: bool) -> Fix:
+        """A fix wiring in `stats`: unsafe when they look untrained (GD103)."""
+        if stats.untrained:
+            caveat = f"statistics that are {stats.untrained}; {RECOMPUTE}"
+            return Fix(summary, tuple(edits), safe=False, caveat=caveat, untrained=stats.untrained)
+        return Fix(summary, tuple(edits), safe=safe)
 
     def check_shapes(self, mean_shape, variance_shape) -> str | None:
         """Why statistics of these shapes cannot belong to this layer, or None."""
@@ -128,7 +145,7 @@ def locate_moving_statistics(
     if found is not None:
         shapes = found.shapes or (view.const_shape(found.mean), view.const_shape(found.variance))
         problem = site.check_shapes(*shapes)
-        return f"{found.evidence}: {problem}" if problem else found
+        return f"{found.evidence}: {problem}" if problem else found.judged(view)
     if by_flow:
         return by_flow
     return MISSING_STATISTICS.format(layer=site.layer)
@@ -256,6 +273,25 @@ def layer_scope(view: GraphView, model: Model, node: str) -> str:
 
 
 _COND_SCOPE = re.compile(r"cond(_\d+)?")
+
+
+RECOMPUTE = "recompute them with fix --calibrate DATA (representative inputs)"
+
+
+def untrained(mean: np.ndarray | None, variance: np.ndarray | None) -> str | None:
+    """Why statistics with these values were never trained, or None."""
+    if mean is None or variance is None or mean.size == 0 or variance.size == 0:
+        return None
+    # Three reductions for trained statistics: every BatchNorm of a large graph comes
+    # through here. A float32 sum overflows only for statistics as broken as non-finite ones.
+    if not math.isfinite(float(np.add.reduce(mean, axis=None)) + float(np.add.reduce(variance, axis=None))):
+        return "not finite"
+    lowest = float(np.minimum.reduce(variance, axis=None))
+    if lowest < 0:
+        return "negative in the variance"
+    if lowest == 1 and float(np.maximum.reduce(variance, axis=None)) == 1 and not mean.any():
+        return "still their initial values (mean 0 and variance 1 in every channel: the update ops never ran)"
+    return None
 
 
 def scope_of(name: str) -> str:
