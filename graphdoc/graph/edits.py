@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphdoc.graph.storage import DType, set_attr_value
 from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.proto import NodeDef
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,34 @@ class AddConst:
 
 @dataclass(frozen=True)
 class MakeConst:
+    """Turn `node` into a constant: a bool or float32 scalar, or an array as given."""
+
     scope: str
     node: str
-    value: bool | float
+    value: bool | float | np.ndarray = field(compare=False)
 
     def apply(self, view: GraphView) -> None:
-        view.make_const(self.node, np.asarray(self.value, dtype=np.bool_ if isinstance(self.value, bool) else np.float32))
+        value = self.value
+        if not isinstance(value, np.ndarray):
+            value = np.asarray(value, dtype=np.bool_ if isinstance(value, bool) else np.float32)
+        view.make_const(self.node, value)
 
 
-Edit = SetAttrs | SetInputs | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst
+@dataclass(frozen=True)
+class AddNode:
+    """Add a node `op(inputs)` with attributes; its inputs must exist."""
+
+    scope: str
+    name: str
+    op: str
+    inputs: tuple[Tensor, ...]
+    attrs: tuple[tuple[str, DType | bool | int | float | bytes], ...] = ()
+
+    def apply(self, view: GraphView) -> None:
+        node = NodeDef(name=self.name, op=self.op, input=[view.ref_text(tensor) for tensor in self.inputs])
+        for key, value in self.attrs:
+            set_attr_value(node.attr[key], value)
+        view.add_node(node)
+
+
+Edit = SetAttrs | SetInputs | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst | AddNode

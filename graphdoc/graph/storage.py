@@ -125,8 +125,14 @@ def attr_python_value(value) -> object:
     return getattr(value, kind) if kind else None
 
 
+class DType(int):
+    """A DataType enum value, for attributes that hold a type (`T`, `dtype`)."""
+
+
 def set_attr_value(attr, value: object) -> None:
-    if isinstance(value, bool):
+    if isinstance(value, DType):
+        attr.type = value
+    elif isinstance(value, bool):
         attr.b = value
     elif isinstance(value, int):
         attr.i = value

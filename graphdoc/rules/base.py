@@ -10,12 +10,34 @@ from typing import ClassVar
 
 from graphdoc.graph.edits import Edit
 from graphdoc.graph.model import Model
-from graphdoc.graph.view import GraphView
+from graphdoc.graph.view import GraphView, Tensor
 
 
 class Severity(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class LayerFormula:
+    """What a fixed normalization must compute, for verification to check in numpy:
+    `scale * (x - mean) / sqrt(variance + epsilon) + offset` along `channel_axis`.
+
+    The tensors are taken from the layer as found (its own gamma and beta, not
+    whatever the fix wires), so a fix that wires the wrong statistics or keeps
+    a training-only correction disagrees with it.
+    """
+
+    scope: str
+    layer: str
+    x: Tensor
+    output: Tensor
+    mean: Tensor
+    variance: Tensor
+    scale: Tensor | None
+    offset: Tensor | None
+    epsilon: float
+    channel_axis: int
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,8 @@ class Fix:
     caveat: str = ""  # why an unsafe fix is unsafe ("calibrated statistics")
     # BatchNorm fixes: why the statistics it wires in look untrained, if they do (GD103).
     untrained: str = ""
+    # BatchNorm fixes: the inference formula of the layer, checked by verification.
+    formula: LayerFormula | None = None
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from graphdoc import ops
 from graphdoc.graph.edits import RedirectUses, RemoveNodes
+from graphdoc.graph.frames import frame_of
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
-from graphdoc.rules.base import Finding, Fix, Rule
+from graphdoc.rules.base import Finding, Fix, LayerFormula, Rule
+from graphdoc.rules.moments import BatchMoments, batch_moments
 from graphdoc.rules.statistics import (
     BatchNormSite,
     MovingStatistics,
@@ -19,32 +20,42 @@ from graphdoc.rules.statistics import (
     scope_of,
 )
 
-_BATCH_AXIS = 0
+_ADD_OPS = frozenset({"Add", "AddV2"})
+# How far back a renorm correction (r, d) is looked for from the scale and offset it multiplies into.
+_CORRECTION_DEPTH = 8
 
 
 @dataclass(frozen=True)
-class _Moments:
-    """A `tf.nn.moments` computation over the batch axis, as found in the graph."""
+class _Normalization:
+    """`tf.nn.batch_normalization(x, mean, variance, offset, scale, epsilon)` as found around the moments:
+    x * m + (offset - mean * m) with m = rsqrt(variance + epsilon) * scale."""
 
-    mean: str  # the Mean over x
-    variance: str  # the Mean over SquaredDifference(x, mean)
-    internal: frozenset[str]  # StopGradient and SquaredDifference between them
-    mean_out: Tensor  # the mean as the normalization reads it (after Squeeze)
-    variance_out: Tensor
+    output: Tensor
+    scale: Tensor | None  # gamma, without renorm's r
+    offset: Tensor | None  # beta, without renorm's d
+    epsilon: float
+    # Batch renormalization: (composed tensor, what it is without the correction) pairs,
+    # r * gamma -> gamma and d * gamma + beta -> beta, and the names of r and d.
+    uncorrected: tuple[tuple[Tensor, Tensor], ...] = ()
+    corrections: tuple[str, ...] = ()
 
 
 class BatchMomentsBatchNorm(Rule):
     """What it finds:
-    BatchNorm written out as separate ops, `tf.nn.moments` followed by
+    BatchNorm written out as separate ops, where the mean and variance are
+    moments of the batch: `tf.nn.moments` followed by
     `tf.nn.batch_normalization` (tf-slim with fused=False, tf.compat.v1 code,
     and every Keras 3 BatchNormalization layer, which never emits
-    FusedBatchNorm), where the mean and variance are moments of the batch. The
-    proof is data flow: a Mean over axes that include the batch axis, taken
-    over a tensor x, a SquaredDifference of x and that mean, and a second Mean
-    over the batch axis of it, whose results feed the normalization of x.
-    Per-sample normalizations (LayerNorm, GroupNorm, InstanceNorm, moments
-    over H and W only) and global average pooling reduce over non-batch axes
-    and are not flagged.
+    FusedBatchNorm). The proof is data flow, in each form TensorFlow's layers
+    take the moments: a Mean over axes that include the batch axis, a
+    SquaredDifference of its input and that mean, and a second Mean over the
+    same axes; or sums, as synchronized BatchNorm takes them (Sum(x) / count
+    and Sum(x * x) / count - mean^2); either over ghost batches (x reshaped to
+    [V, -1, ...] by tf_keras `virtual_batch_size`); and batch renormalization,
+    which also scales and shifts by corrections r and d computed from the
+    batch. Per-sample normalizations (LayerNorm, GroupNorm, InstanceNorm,
+    moments over H and W only) and global average pooling reduce over
+    non-batch axes and are not flagged.
 
     Why it is wrong:
     The layer normalizes with the statistics of the current batch instead of
@@ -54,10 +65,14 @@ class BatchMomentsBatchNorm(Rule):
     Fix:
     The normalization is rewired to read the moving mean and variance instead
     of the batch moments, found by data flow (the moving-average update ops
-    write to them) or by the `<scope>/moving_mean` naming convention; the
-    moments and the update ops are then unused and pruned. When the
-    statistics are not in the graph, `fix --checkpoint` or `fix --calibrate`
-    supplies them; without either, fix stops and names the layer.
+    write to them) or by the `<scope>/moving_mean` naming convention, and
+    shaped as the layer reads them ([1, C, 1, 1] where NCHW moments keep their
+    dimensions; entered into the loop frame of a BatchNorm inside a
+    `tf.while_loop`). Renorm's r and d are dropped and ghost batches are
+    undone: in inference mode both layers are plain BatchNorm. The moments
+    and the update ops are then unused and pruned. When the statistics are
+    not in the graph, `fix --checkpoint` or `fix --calibrate` supplies them;
+    without either, fix stops and names the layer.
 
     Fix safety:
     Safe: `tf.nn.batch_normalization` fed the moving statistics is exactly the
@@ -71,30 +86,33 @@ class BatchMomentsBatchNorm(Rule):
     training_behaviour = True
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
-        for name in view.ops_of({"Mean"}):
-            moments = _match_moments(view, name)
-            if moments is not None and _normalization_readers(view, moments):
+        for moments in batch_moments(view):
+            if _normalization_readers(view, moments):
                 yield self._finding(view, model, moments)
 
-    def _finding(self, view: GraphView, model: Model, moments: _Moments) -> Finding:
-        message = "BatchNorm normalizes with the mean and variance of the batch (moments over the batch axis)"
+    def _finding(self, view: GraphView, model: Model, moments: BatchMoments) -> Finding:
+        message = f"BatchNorm normalizes with the mean and variance of the batch ({moments.form})"
         mean_updates = find_update_ops(view, moments.mean_out)
         variance_updates = find_update_ops(view, moments.variance_out)
+        normalization = _normalization(view, moments)
         site = DecomposedBatchNormSite(
             scope=view.scope,
             node=moments.mean,
             layer=_layer_scope(view, model, moments.mean),
-            channels=_channels(view, moments),
-            x=view.inputs(moments.mean)[0],
-            reduce_axes=tuple(view.const_value(view.inputs(moments.mean)[1]).reshape(-1).tolist()),
+            channels=_channels(view, normalization),
+            x=moments.x,
+            reduce_axes=moments.reduce_axes,
             update_nodes=mean_updates.nodes | variance_updates.nodes,
+            frame=frame_of(view, Tensor(moments.mean)),
+            kept_shape=moments.kept_shape,
             mean_out=moments.mean_out,
             variance_out=moments.variance_out,
+            regroup=moments.regroup,
+            normalization=normalization,
+            channel_axis=moments.channel_axis,
         )
-        fields = {"nodes": tuple(sorted({moments.variance, *moments.internal, *site.update_nodes}))}
-        if moments.mean_out.node == moments.mean and not _channels_last(view, moments.mean):
-            reason = "the moments keep their reduced dimensions and the channel axis is not last"
-            return self.finding(view, moments.mean, message, unfixable=reason, **fields)
+        involved = {moments.variance, *moments.internal, *site.update_nodes, *normalization.corrections}
+        fields = {"nodes": tuple(sorted(involved))}
         stats = locate_moving_statistics(view, model, site, mean_updates, variance_updates)
         if isinstance(stats, str):
             return self.finding(view, moments.mean, message, unfixable=stats, site=site, **fields)
@@ -105,78 +123,41 @@ class BatchMomentsBatchNorm(Rule):
 class DecomposedBatchNormSite(BatchNormSite):
     mean_out: Tensor = Tensor("")  # the batch mean as the normalization reads it
     variance_out: Tensor = Tensor("")
+    regroup: str | None = None  # ghost batches: the Reshape of x to [V, -1, ...], undone by the fix
+    normalization: _Normalization | None = None
+    channel_axis: int = -1
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
-        """The normalization reads `stats` instead of the batch moments."""
-        edits = []
+        """The normalization reads `stats` instead of the batch moments, without renorm's
+        corrections and on x itself rather than its ghost batches."""
+        edits, mean, variance = self.placed(stats)
         if self.update_nodes:
             edits.append(RemoveNodes(self.scope, self.update_nodes))
-        edits += [
-            RedirectUses(self.scope, self.mean_out, stats.mean),
-            RedirectUses(self.scope, self.variance_out, stats.variance),
-        ]
+        edits += [RedirectUses(self.scope, self.mean_out, mean), RedirectUses(self.scope, self.variance_out, variance)]
+        normalization = self.normalization
+        if normalization is not None:
+            edits += [RedirectUses(self.scope, composed, plain) for composed, plain in normalization.uncorrected]
+        if self.regroup:
+            edits.append(RedirectUses(self.scope, Tensor(self.regroup), self.x))
         summary = f"normalize with the moving statistics ({stats.evidence})"
+        if normalization is not None and normalization.corrections:
+            summary += "; renorm's corrections r and d dropped"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
-        return self._fix(summary, edits, stats, safe=safe)
+        return self._fix(summary, edits, stats, safe=safe, formula=self._formula(stats))
+
+    def _formula(self, stats: MovingStatistics) -> LayerFormula | None:
+        normalization = self.normalization
+        if normalization is None or normalization.output.node == "":
+            return None
+        return LayerFormula(
+            scope=self.scope, layer=self.layer, x=self.x, output=normalization.output,
+            mean=stats.mean, variance=stats.variance, scale=normalization.scale, offset=normalization.offset,
+            epsilon=normalization.epsilon, channel_axis=self.channel_axis,
+        )
 
 
-def _match_moments(view: GraphView, mean: str) -> _Moments | None:
-    if not _reduces_batch_axis(view, mean):
-        return None
-    x = view.inputs(mean)[0]
-    for reader in _readers_through_pass_through(view, Tensor(mean)):
-        if view.op(reader.node) != "SquaredDifference" or x not in view.inputs(reader.node):
-            continue
-        for variance in view.consumers(reader.node):
-            if view.op(variance) == "Mean" and _reduces_batch_axis(view, variance):
-                internal = frozenset(
-                    {reader.node} | {n for n in _pass_through_chain(view, Tensor(mean), reader.node)}
-                )
-                return _Moments(
-                    mean=mean,
-                    variance=variance,
-                    internal=internal,
-                    mean_out=_after_squeeze(view, mean),
-                    variance_out=_after_squeeze(view, variance),
-                )
-    return None
-
-
-def _reduces_batch_axis(view: GraphView, mean: str) -> bool:
-    inputs = view.inputs(mean)
-    if len(inputs) != 2:
-        return False
-    axes = view.const_value(inputs[1])
-    # A negative axis could only be the batch axis for a rank-1 input, which
-    # no BatchNorm normalizes; treat it as a non-batch axis.
-    return axes is not None and _BATCH_AXIS in axes.reshape(-1).tolist()
-
-
-def _readers_through_pass_through(view: GraphView, tensor: Tensor) -> Iterator[Tensor]:
-    """Nodes that read `tensor` directly or through StopGradient/Identity."""
-    for use in view.uses(tensor):
-        if view.op(use.consumer) in ops.PASS_THROUGH_OPS:
-            yield from _readers_through_pass_through(view, Tensor(use.consumer))
-        else:
-            yield Tensor(use.consumer)
-
-
-def _pass_through_chain(view: GraphView, start: Tensor, end: str) -> Iterator[str]:
-    for use in view.uses(start):
-        if view.op(use.consumer) in ops.PASS_THROUGH_OPS:
-            yield use.consumer
-            yield from _pass_through_chain(view, Tensor(use.consumer), end)
-
-
-def _after_squeeze(view: GraphView, mean: str) -> Tensor:
-    for reader in view.consumers(mean):
-        if view.op(reader) == "Squeeze":
-            return Tensor(reader)
-    return Tensor(mean)
-
-
-def _normalization_readers(view: GraphView, moments: _Moments) -> list[str]:
+def _normalization_readers(view: GraphView, moments: BatchMoments) -> list[str]:
     """Readers of the moments outside the moments computation itself."""
     skip = moments.internal | {moments.variance}
     readers = []
@@ -185,23 +166,115 @@ def _normalization_readers(view: GraphView, moments: _Moments) -> list[str]:
     return readers
 
 
-def _channels_last(view: GraphView, mean: str) -> bool:
-    axes = view.const_value(view.inputs(mean)[1])
-    return axes is not None and sorted(axes.reshape(-1).tolist()) == list(range(len(axes.reshape(-1))))
+_NO_NORMALIZATION = _Normalization(Tensor(""), None, None, 0.0)
 
 
-def _channels(view: GraphView, moments: _Moments) -> int | None:
-    """The layer's channel count, from the shape of gamma where one scales the normalization."""
-    # variance -> add(eps) -> Rsqrt -> Mul(rsqrt, gamma): gamma's shape is the channel count.
+def _normalization(view: GraphView, moments: BatchMoments) -> _Normalization:
+    """The `tf.nn.batch_normalization` that reads the moments, or an empty one if it is written
+    some other way (the fix then only rewires the moments)."""
+    source = moments.source
     for add in view.consumers(moments.variance_out.node):
-        for rsqrt in view.consumers(add):
-            if view.op(rsqrt) != "Rsqrt":
+        epsilon = _scalar_operand(view, add) if view.op(add) in _ADD_OPS else None
+        for rsqrt in (c for c in view.consumers(add) if view.op(c) == "Rsqrt"):
+            if epsilon is None:
                 continue
-            for mul in view.consumers(rsqrt):
-                for operand in view.inputs(mul):
-                    shape = view.const_shape(operand)
-                    if view.op(mul) == "Mul" and shape is not None and len(shape) == 1:
-                        return shape[0]
+            for multiplier, scale in _multipliers(view, rsqrt):
+                found = _around(view, moments, source, multiplier, scale, epsilon)
+                if found is not None:
+                    return found
+    return _NO_NORMALIZATION
+
+
+def _multipliers(view: GraphView, rsqrt: str) -> Iterator[tuple[str, Tensor | None]]:
+    """(m, scale): m = rsqrt * scale, or rsqrt itself for a layer without scale."""
+    for consumer in view.consumers(rsqrt):
+        if view.op(consumer) == "Mul":
+            others = [t for t in view.inputs(consumer) if t.node != rsqrt]
+            if len(others) == 1:
+                yield consumer, others[0]
+    yield rsqrt, None
+
+
+def _around(view, moments: BatchMoments, source: Tensor, multiplier: str, scale, epsilon) -> _Normalization | None:
+    """The normalization x * m + (offset - mean * m) around the multiplier m, if it is there."""
+    scaled = _mul_reading(view, multiplier, source)
+    shifted = _mul_reading(view, multiplier, moments.mean_out)
+    if scaled is None or shifted is None:
+        return None
+    for output in view.consumers(scaled):
+        inputs = view.inputs(output)
+        if view.op(output) not in _ADD_OPS or Tensor(scaled) not in inputs:
+            continue
+        shift = next(t for t in inputs if t != Tensor(scaled))
+        offset = view.inputs(shift.node)[0] if view.op(shift.node) == "Sub" else None
+        if view.inputs(shift.node)[-1] != Tensor(shifted):
+            continue
+        return _without_corrections(view, moments, Tensor(output), scale, offset, epsilon)
+    return None
+
+
+def _mul_reading(view: GraphView, multiplier: str, tensor: Tensor) -> str | None:
+    for consumer in view.consumers(multiplier):
+        if view.op(consumer) == "Mul" and tensor in view.inputs(consumer):
+            return consumer
+    return None
+
+
+def _without_corrections(view, moments, output: Tensor, scale, offset, epsilon) -> _Normalization | None:
+    """The normalization, with renorm's r (scale = r * gamma) and d (offset = d * gamma + beta)
+    told apart from gamma and beta."""
+    uncorrected, corrections = [], []
+    batch = {moments.mean_out.node, moments.variance_out.node, moments.mean, moments.variance}
+    if scale is not None and view.op(scale.node) == "Mul":
+        r, gamma = _split_product(view, scale, batch)
+        if r is not None:
+            uncorrected.append((scale, gamma))
+            corrections.append(r.node)
+            scale = gamma
+    if offset is not None and view.op(offset.node) in _ADD_OPS:
+        for term, beta in (view.inputs(offset.node), view.inputs(offset.node)[::-1]):
+            d = _split_product(view, term, batch)[0] if view.op(term.node) == "Mul" else None
+            if d is not None:
+                uncorrected.append((offset, beta))
+                corrections.append(d.node)
+                offset = beta
+                break
+    return _Normalization(output, scale, offset, epsilon, tuple(uncorrected), tuple(corrections))
+
+
+def _split_product(view, product: Tensor, batch: set[str]) -> tuple[Tensor | None, Tensor | None]:
+    """(the factor computed from the batch moments, the other factor) of a Mul, or (None, None)."""
+    left, right = view.inputs(product.node)[:2]
+    for factor, other in ((left, right), (right, left)):
+        if _computed_from(view, factor, batch) and not _computed_from(view, other, batch):
+            return factor, other
+    return None, None
+
+
+def _computed_from(view: GraphView, tensor: Tensor, nodes: set[str]) -> bool:
+    frontier, seen = [tensor.node], set()
+    for _ in range(_CORRECTION_DEPTH):
+        if any(node in nodes for node in frontier):
+            return True
+        seen.update(frontier)
+        frontier = [t.node for node in frontier for t in view.inputs(node) if t.node not in seen]
+    return False
+
+
+def _scalar_operand(view: GraphView, node: str) -> float | None:
+    for operand in view.inputs(node):
+        value = view.const_value(operand)
+        if value is not None and value.size == 1:
+            return float(value.reshape(-1)[0])
+    return None
+
+
+def _channels(view: GraphView, normalization: _Normalization) -> int | None:
+    """The layer's channel count, from the shape of gamma (or beta)."""
+    for tensor in (normalization.scale, normalization.offset):
+        shape = view.const_shape(tensor) if tensor is not None else None
+        if shape is not None and len(shape) == 1:
+            return shape[0]
     return None
 
 

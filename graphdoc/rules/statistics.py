@@ -30,9 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphdoc import ops
+from graphdoc.graph.edits import AddConst, AddNode, Edit
+from graphdoc.graph.frames import Frame, frame_of
 from graphdoc.graph.model import Model
+from graphdoc.graph.storage import DType
 from graphdoc.graph.view import FUNCTION_ARG_OP, GraphView, Tensor
-from graphdoc.rules.base import Fix
+from graphdoc.proto import DataType
+from graphdoc.rules.base import Fix, LayerFormula
 
 # TF1 writes `sub -> mul -> AssignSub` after the moment; Keras 3 writes
 # `Squeeze -> mul -> add -> AssignVariableOp`. Four steps cover both with room.
@@ -58,6 +62,7 @@ class MovingStatistics:
     # Where the tensors are function arguments: the shapes of what the caller passes.
     shapes: tuple[tuple[int, ...] | None, tuple[int, ...] | None] | None = None
     untrained: str | None = None  # why their values look untrained (GD103), if they do
+    frame: Frame | None = None  # the loop frame the tensors are in, if any
 
     def judged(self, view: GraphView) -> MovingStatistics:
         """These statistics with their values judged, where they are constants of `view`."""
@@ -81,16 +86,44 @@ class BatchNormSite:
     reduce_axes: tuple[int, ...]  # the axes of x its statistics are taken over
     update_nodes: frozenset[str]
     scale: Tensor | None = None  # gamma, where the layer has one as an input
+    frame: Frame | None = None  # the tf.while_loop frame the layer runs in, if any
+    kept_shape: tuple[int, ...] | None = None  # the shape it reads its statistics in, where not [C]
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
         raise NotImplementedError
 
-    def _fix(self, summary: str, edits: list, stats: MovingStatistics, *, safe: bool) -> Fix:
+    def _fix(self, summary: str, edits: list, stats: MovingStatistics, *, safe: bool,
+             formula: LayerFormula | None = None) -> Fix:
         """A fix wiring in `stats`: unsafe when they look untrained (GD103)."""
         if stats.untrained:
             caveat = f"statistics that are {stats.untrained}; {RECOMPUTE}"
-            return Fix(summary, tuple(edits), safe=False, caveat=caveat, untrained=stats.untrained)
-        return Fix(summary, tuple(edits), safe=safe)
+            return Fix(summary, tuple(edits), safe=False, caveat=caveat, untrained=stats.untrained, formula=formula)
+        return Fix(summary, tuple(edits), safe=safe, formula=formula)
+
+    def placed(self, stats: MovingStatistics) -> tuple[list[Edit], Tensor, Tensor]:
+        """Edits that make `stats` readable where the layer reads its statistics, and the tensors to
+        read: reshaped to the layer's kept shape ([1, C, 1, 1] on NCHW), and entered into its loop
+        frame when they are made outside it."""
+        edits: list[Edit] = []
+        shape = Tensor(f"{self.node}/statistics_shape")
+        if self.kept_shape:
+            edits.append(AddConst(self.scope, shape.node, np.asarray(self.kept_shape, dtype=np.int32)))
+        placed = []
+        for tensor, stat in ((stats.mean, "moving_mean"), (stats.variance, "moving_variance")):
+            if self.kept_shape:
+                reshaped = f"{self.node}/{stat}/reshaped"
+                edits.append(AddNode(self.scope, reshaped, "Reshape", (tensor, shape),
+                                     (("T", _FLOAT), ("Tshape", DType(DataType.DT_INT32)))))
+                tensor = Tensor(reshaped)
+            if self.frame is not None and stats.frame != self.frame:
+                entered = f"{self.node}/{stat}/enter"
+                edits.append(AddNode(self.scope, entered, "Enter", (tensor,), (
+                    ("T", _FLOAT), ("frame_name", self.frame.name), ("is_constant", True),
+                    ("parallel_iterations", self.frame.parallel_iterations),
+                )))
+                tensor = Tensor(entered)
+            placed.append(tensor)
+        return edits, placed[0], placed[1]
 
     def check_shapes(self, mean_shape, variance_shape) -> str | None:
         """Why statistics of these shapes cannot belong to this layer, or None."""
@@ -100,6 +133,9 @@ class BatchNormSite:
         if tuple(mean_shape) != expected or tuple(variance_shape) != expected or len(expected) != 1:
             return f"statistics of shapes {tuple(mean_shape)} and {tuple(variance_shape)} do not fit {self.channels} channels"
         return None
+
+
+_FLOAT = DType(DataType.DT_FLOAT)  # moving statistics are float32, under mixed precision too
 
 
 def find_update_ops(view: GraphView, moment: Tensor) -> UpdateOps:
@@ -145,7 +181,10 @@ def locate_moving_statistics(
     if found is not None:
         shapes = found.shapes or (view.const_shape(found.mean), view.const_shape(found.variance))
         problem = site.check_shapes(*shapes)
-        return f"{found.evidence}: {problem}" if problem else found.judged(view)
+        if problem:
+            return f"{found.evidence}: {problem}"
+        found = dataclasses.replace(found, frame=frame_of(view, found.mean)) if site.frame else found
+        return found.judged(view)
     if by_flow:
         return by_flow
     return MISSING_STATISTICS.format(layer=site.layer)
