@@ -458,6 +458,9 @@ class GraphView:
         if dtype is not None and len(content) == size * dtype.itemsize:
             array = np.frombuffer(content, dtype=dtype)
             return array.reshape(dims) if len(dims) != 1 else array
+        if dtype is not None and {field.name for field, _ in proto.ListFields()} <= _NO_VALUES:
+            # No values at all: TensorFlow reads that as zeros (how it writes a scalar 0.0).
+            return np.zeros(dims, dtype=dtype)
         # tensorboard's decoder costs a few hundred milliseconds to import:
         # pay it only when a rule really needs a constant's value.
         from tensorboard.util.tensor_util import make_ndarray
@@ -901,6 +904,10 @@ class GraphView:
 
 class EditError(Exception):
     """An edit that would leave the graph inconsistent."""
+
+
+# The fields of a TensorProto that holds no values.
+_NO_VALUES = frozenset({"dtype", "tensor_shape", "version_number"})
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from graphdoc.rules.gd101_training_fused_batchnorm import TrainingModeFusedBatch
 from graphdoc.rules.gd102_batch_moments_batchnorm import BatchMomentsBatchNorm
 from graphdoc.rules.gd103_untrained_statistics import UntrainedStatistics
 from graphdoc.rules.gd201_live_dropout import LiveDropout
+from graphdoc.rules.gd202_live_noise import LiveNoise
 from graphdoc.rules.gd301_training_switch import TrainingSwitch
 from graphdoc.rules.gd302_dropout_rate_placeholder import DropoutRatePlaceholder
 from graphdoc.rules.gd303_state_update import StateUpdate
@@ -15,6 +16,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     BatchMomentsBatchNorm,
     UntrainedStatistics,
     LiveDropout,
+    LiveNoise,
     TrainingSwitch,
     DropoutRatePlaceholder,
     StateUpdate,

@@ -10,6 +10,7 @@ from graphdoc.graph.edits import MakeIdentity
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
+from graphdoc.rules.matchers import is_scalar_factor
 
 # Ops through which random numbers become a 0/1 mask: arithmetic on the
 # uniform sample, then a threshold (Floor of keep + u, or u >= rate), then a cast.
@@ -18,9 +19,6 @@ _THRESHOLD_OPS = frozenset({"Floor", "GreaterEqual", "Greater", "Less", "LessEqu
 _MASK_OPS = _ARITHMETIC_OPS | _THRESHOLD_OPS | frozenset({"Cast"})
 _APPLY_OPS = frozenset({"Mul", "SelectV2", "Select"})
 _SCALE_OPS = frozenset({"Mul", "RealDiv"})
-# Ops a keep probability or rate is computed with.
-_FACTOR_OPS = frozenset({"Const", "Identity", "Sub", "RealDiv", "Mul", "Cast", "Reciprocal", "Placeholder",
-                         "PlaceholderWithDefault"})
 _MAX_WALK = 8
 
 
@@ -29,6 +27,7 @@ class _Dropout:
     random: str
     apply: str  # the Mul or SelectV2 that multiplies the activation by the mask
     scaled: Tensor  # the activation as the mask is applied to it
+    mask: Tensor
     mask_nodes: frozenset[str]
 
 
@@ -40,8 +39,9 @@ class LiveDropout(Rule):
     TF 1.x `Floor(keep_prob + RandomUniform)` times `x / keep_prob`; the
     TF 1.13 form `x * (1/keep) * Cast(RandomUniform >= rate)`; TF 2.x
     `SelectV2(RandomUniform >= rate, x * scale, 0)`, with Sub and RealDiv when
-    keep_prob is a tensor; and the Keras 3 stateless form built on
-    StatelessRandomUniformV2.
+    keep_prob is a tensor; the Keras 3 stateless form built on
+    StatelessRandomUniformV2; and AlphaDropout's affine form,
+    `a * (x * mask + alpha' * (1 - mask)) + b`.
 
     Why it is wrong:
     At inference the model should see every activation. A live dropout zeroes
@@ -53,8 +53,9 @@ class LiveDropout(Rule):
     The masking node becomes an Identity of the activation before scaling;
     the random ops and the mask are then unused and pruned. TensorFlow's
     dropout is inverted (scaled by 1/keep_prob in training), so inference
-    needs no rescale. When no inverted-dropout scale is found, no fix is
-    offered.
+    needs no rescale. AlphaDropout's whole affine transform becomes the
+    identity, as it is at inference. When neither an inverted-dropout scale
+    nor AlphaDropout's transform is found, no fix is offered.
 
     Fix safety:
     Safe: this is what `training=False` builds, an identity.
@@ -72,15 +73,15 @@ class LiveDropout(Rule):
     def _finding(self, view: GraphView, dropout: _Dropout) -> Finding:
         message = f"live dropout: a random mask from {view.op(dropout.random)} is applied here"
         involved = tuple(sorted(dropout.mask_nodes))
-        activation = _unscaled_activation(view, dropout.scaled)
+        activation, end = _unscaled_activation(view, dropout.scaled), dropout.apply
         if activation is None:
+            activation, end = dropout.scaled, _alpha_dropout_end(view, dropout)
+        if end is None:
             return self.finding(
                 view, dropout.apply, message, nodes=involved,
                 unfixable="no inverted-dropout scale (x * 1/keep or x / keep) found before the mask",
             )
-        fix = Fix(f"pass {activation} through unmasked", (
-            MakeIdentity(view.scope, dropout.apply, activation),
-        ))
+        fix = Fix(f"pass {activation} through unmasked", (MakeIdentity(view.scope, end, activation),))
         return self.finding(view, dropout.apply, message, nodes=involved, fix=fix)
 
 
@@ -110,7 +111,7 @@ def _dropouts_from(view: GraphView, random: str) -> Iterator[_Dropout]:
                     if dropout is not None:
                         yield dropout
                         continue
-                if op in _MASK_OPS and consumer not in visited:
+                if op in _MASK_OPS and consumer not in visited and _reads_only_random(view, consumer, visited):
                     visited.add(consumer)
                     next_frontier.append((consumer, is_mask or op in _THRESHOLD_OPS))
         frontier = next_frontier
@@ -124,9 +125,45 @@ def _as_application(view: GraphView, random: str, apply: str, mask_slot: int, ma
         if mask_slot != 0 or len(inputs) != 3:
             return None
         scaled = inputs[1]
-    if scaled.node in mask_nodes:
+    # The mask times a constant is more of the mask (AlphaDropout's alpha' * (1 - mask)).
+    if scaled.node in mask_nodes or is_scalar_factor(view, scaled):
         return None
-    return _Dropout(random=random, apply=apply, scaled=scaled, mask_nodes=frozenset(mask_nodes))
+    mask = inputs[mask_slot]
+    return _Dropout(random=random, apply=apply, scaled=scaled, mask=mask, mask_nodes=frozenset(mask_nodes))
+
+
+def _reads_only_random(view: GraphView, node: str, random_derived: set[str]) -> bool:
+    """Whether every input of `node` carries the random value or is a scalar factor: past a node that
+    mixes in an activation, the value is no longer a mask."""
+    return all(t.node in random_derived or is_scalar_factor(view, t) for t in view.inputs(node))
+
+
+def _alpha_dropout_end(view: GraphView, dropout: _Dropout) -> str | None:
+    """AlphaDropout, `a * (x * mask + alpha' * (1 - mask)) + b`: the node computing it, or None."""
+    combined = _single_consumer(view, dropout.apply, _ADD_OPS)
+    if combined is None or not any(_computed_from_mask(view, t, dropout.mask) for t in view.inputs(combined)
+                                   if t.node != dropout.apply):
+        return None
+    scaled = _single_consumer(view, combined, frozenset({"Mul"}))
+    shifted = _single_consumer(view, scaled, _ADD_OPS) if scaled else None
+    if shifted is None or not all(is_scalar_factor(view, t) for t in (*view.inputs(scaled), *view.inputs(shifted))
+                                  if t.node not in (combined, scaled)):
+        return None
+    return shifted
+
+
+_ADD_OPS = frozenset({"Add", "AddV2"})
+
+
+def _single_consumer(view: GraphView, node: str, op_types: frozenset[str]) -> str | None:
+    consumers = view.consumers(node)
+    return consumers[0] if len(consumers) == 1 and view.op(consumers[0]) in op_types else None
+
+
+def _computed_from_mask(view: GraphView, tensor: Tensor, mask: Tensor, depth: int = 3) -> bool:
+    if tensor == mask:
+        return True
+    return depth > 0 and any(_computed_from_mask(view, t, mask, depth - 1) for t in view.inputs(tensor.node))
 
 
 def _unscaled_activation(view: GraphView, scaled: Tensor) -> Tensor | None:
@@ -135,29 +172,8 @@ def _unscaled_activation(view: GraphView, scaled: Tensor) -> Tensor | None:
     if op not in _SCALE_OPS:
         return None
     left, right = view.inputs(scaled.node)
-    if _is_factor(view, right):
+    if is_scalar_factor(view, right):
         return left
-    if op == "Mul" and _is_factor(view, left):
+    if op == "Mul" and is_scalar_factor(view, left):
         return right
     return None
-
-
-def _is_factor(view: GraphView, tensor: Tensor) -> bool:
-    """True if `tensor` is a scalar computed from constants and scalar placeholders only."""
-    stack, seen = [tensor.node], set()
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        op = view.op(name)
-        if op not in _FACTOR_OPS or len(seen) > 16:
-            return False
-        if op == "Const":
-            if (view.const_shape(Tensor(name)) or ()) not in ((), (1,)):
-                return False
-            continue  # a Const reads nothing
-        if op.startswith("Placeholder") and (view.attr(name, "shape") or []) not in ([], None):
-            return False
-        stack.extend(t.node for t in view.inputs(name))
-    return True
