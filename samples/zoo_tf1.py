@@ -422,3 +422,139 @@ def untrained_statistics(directory) -> tuple[Trained, Trained]:
     wrong = train_tf1(model, (16, 16, 3), directory / "no_update_ops", update_ops=False)
     (directory / "update_ops").mkdir(parents=True, exist_ok=True)
     return wrong, zoo.train_tf1(model, (16, 16, 3), directory / "update_ops")
+
+
+# -- 9. Issue 17: BatchNorm in NCHW and inside a tf.while_loop --------------------------------
+
+
+LOOP_STEPS = 3
+
+
+def train_with_and_without_statistics(model_fn, input_shape, directory) -> tuple[Trained, Trained]:
+    """Train `model_fn` once with train_tf1; return (statistics kept as Consts, statistics pruned).
+
+    The second is the first frozen for the output alone, as convert_variables_to_constants gives it
+    without `keep`: its moving statistics only exist in the checkpoint (fix it with --checkpoint).
+    Both share the checkpoint prefix and the inference reference."""
+    kept = train_tf1(model_fn, input_shape, directory, keep_statistics=True)
+    pruned = zoo._without_orphans(kept.pair.training)
+    return kept, Trained(Pair(pruned, kept.pair.inference, kept.pair.input_shape), kept.prefix)
+
+
+def slim_unfused_nchw():
+    """17a. tf-slim conv + batch_norm(fused=False, data_format="NCHW") twice on the NHWC "input"
+    (None, 16, 16, 3): the convolutions are NHWC, each BatchNorm gets its input transposed to
+    NCHW (conv1/to_nchw) and transposes its result back (conv1/to_nhwc). slim takes the moments over [0, 2, 3] with keep_dims,
+    reshapes them to [C] and back to [1, C, 1, 1] (with beta and gamma) for the normalization.
+    Variables conv1/BatchNorm/..., conv2/BatchNorm/... ."""
+    return _slim_nchw(fused=False, dtype=tf.float32)
+
+
+def slim_fused_nchw_float16():
+    """17c. slim_unfused_nchw with the input cast to float16 and slim.batch_norm fused=True:
+    FusedBatchNormV3 (T=half, U=float, data_format NCHW) with float32 gamma, beta and statistics;
+    the convolution weights are float16. The output is cast back to float32."""
+    return _slim_nchw(fused=True, dtype=tf.float16)
+
+
+def _slim_nchw(*, fused, dtype):
+    slim = zoo._slim()
+
+    def nchw_batch_norm(y, **params):
+        # TF's CPU kernels train NCHW convolutions in float32 (oneDNN) only: the convolutions stay
+        # NHWC and the BatchNorm layer alone works in NCHW, transposed to and back.
+        y = slim.batch_norm(tf.transpose(y, [0, 3, 1, 2], name="to_nchw"), data_format="NCHW", **params)
+        return tf.transpose(y, [0, 2, 3, 1], name="to_nhwc")
+
+    def model(x, training):
+        params = _slim_bn_params(training, fused=fused)
+        with slim.arg_scope([slim.conv2d], normalizer_fn=nchw_batch_norm, normalizer_params=params):
+            y = slim.conv2d(tf.cast(x, dtype), 8, 3, scope="conv1")
+            y = slim.conv2d(y, 8, 3, stride=2, scope="conv2")
+        y = tf.reduce_mean(tf.cast(y, tf.float32), axis=[1, 2])
+        return slim.fully_connected(y, 5, activation_fn=None, scope="logits")
+
+    return model
+
+
+def batch_norm_in_while_loop(*, fused: bool = False, dtype=tf.float32, scope: str | None = "rnn"):
+    """17b. An RNN-like cell run LOOP_STEPS times by a control-flow-v1 tf.compat.v1.while_loop
+    (Enter/Merge/Switch/NextIteration/Exit frame "rnn/while/while_context"), the way dynamic_rnn
+    runs its cell: variable scope "rnn", the cell's variables created by get_variable inside the
+    body (lifted out of the frame), its ops named rnn/while/cell/... . The cell is a 3x3 conv and a
+    hand-written BatchNorm ("rnn/cell/bn": gamma, beta, moving_mean, moving_variance, ref variables):
+    tf.nn.moments over [0, 1, 2] + tf.nn.batch_normalization, or with `fused`
+    tf.compat.v1.nn.fused_batch_norm (empty mean/variance in training). The batch moments are
+    carried out of the loop as loop variables and, averaged over the steps, update the moving
+    statistics after it (UPDATE_OPS): an op inside the frame cannot be a control input outside it.
+
+    `dtype=tf.float16` (fused only) runs the loop in float16: the conv weights are float16, the
+    BatchNorm parameters and statistics float32. Input (None, 8, 8, 3) NHWC; a 3x3 conv "conv_in"
+    outside the loop makes the 8-channel initial state.
+
+    `scope=None` builds the loop at the top level instead: ops while/cell/bn/..., frame
+    "while/while_context", variables cell/bn/... (a suffix of the ops' scope)."""
+    if dtype != tf.float32 and not fused:
+        raise ValueError("tf.nn.batch_normalization needs the statistics in the input's dtype: float16 is fused only")
+
+    def model(x, training):
+        outer = scope or tf.compat.v1.get_variable_scope()
+        with control_flow(v2=False), tf.compat.v1.variable_scope(outer, use_resource=False):
+            h = tf.cast(_conv(x, 8, 1, scope="conv_in", use_resource=False), dtype)
+
+            def cell(h):
+                with tf.compat.v1.variable_scope("cell", reuse=tf.compat.v1.AUTO_REUSE):
+                    weights = tf.compat.v1.get_variable("weights", [3, 3, 8, 8], dtype)
+                    y = tf.nn.conv2d(h, weights, [1, 1, 1, 1], "SAME")
+                    y, mean, variance = _loop_batch_norm(y, training, fused=fused)
+                    return tf.nn.relu(y), mean, variance
+
+            if not training:
+                def body(i, h):
+                    return i + 1, cell(h)[0]
+
+                _, h = tf.compat.v1.while_loop(lambda i, h: i < LOOP_STEPS, body, [0, h])
+            else:
+                def body(i, h, mean_sum, variance_sum):
+                    h, mean, variance = cell(h)
+                    return i + 1, h, mean_sum + mean, variance_sum + variance
+
+                zeros = tf.zeros([8])
+                _, h, mean_sum, variance_sum = tf.compat.v1.while_loop(
+                    lambda i, *_: i < LOOP_STEPS, body, [0, h, zeros, zeros])
+                _update_moving_statistics(mean_sum / LOOP_STEPS, variance_sum / LOOP_STEPS)
+            y = tf.reduce_mean(tf.cast(h, tf.float32), axis=[1, 2])
+            return _dense(y, 5, scope="logits", use_resource=False)
+
+    return model
+
+
+def _loop_batch_norm(x, training, *, fused):
+    """BatchNorm "bn" with slim's variable names; returns (y, the mean and variance it used)."""
+    with tf.compat.v1.variable_scope("bn"):
+        channels = x.shape[-1]
+        gamma = tf.compat.v1.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+        beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+        moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
+                                                trainable=False)
+        moving_variance = tf.compat.v1.get_variable("moving_variance", [channels],
+                                                    initializer=tf.ones_initializer(), trainable=False)
+        if fused and training:
+            return tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=1e-3)
+        if fused:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean=moving_mean, variance=moving_variance,
+                                                       epsilon=1e-3, is_training=False)
+            return y, moving_mean, moving_variance
+        mean, variance = tf.nn.moments(x, [0, 1, 2]) if training else (moving_mean, moving_variance)
+        return tf.nn.batch_normalization(x, mean, variance, beta, gamma, 1e-3), mean, variance
+
+
+def _update_moving_statistics(mean, variance, decay=0.9):
+    """assign_moving_average of rnn/cell/bn/moving_{mean,variance}, put in UPDATE_OPS."""
+    from tensorflow.python.training import moving_averages
+
+    with tf.compat.v1.variable_scope("cell/bn", reuse=True):
+        for name, value in (("moving_mean", mean), ("moving_variance", variance)):
+            update = moving_averages.assign_moving_average(tf.compat.v1.get_variable(name), value, decay,
+                                                           zero_debias=False)
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)

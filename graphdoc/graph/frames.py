@@ -53,3 +53,25 @@ def frame_of(view: GraphView, tensor: Tensor) -> Frame | None:
             return None  # a placeholder or variable: the root frame
         stack.extend((producer, depth) for producer in producers)
     return None
+
+
+def inside_loops(view: GraphView) -> set[str]:
+    """Every node that runs inside a loop frame: what an Enter feeds, up to the loop's Exits.
+
+    TensorFlow cannot fetch these from a session (each iteration would set
+    the value again); the Exits carry the loop's results out.
+    """
+    inside: set[str] = set()
+    stack = list(view.ops_of(_ENTER_OPS))
+    while stack:
+        name = stack.pop()
+        if name in inside or view.op(name) in _EXIT_OPS:
+            continue
+        inside.add(name)
+        stack.extend(view.consumers(name))
+        stack.extend(view.control_users(name))
+    return inside
+
+
+_ENTER_OPS = frozenset({"Enter", "RefEnter"})
+_EXIT_OPS = frozenset({"Exit", "RefExit"})

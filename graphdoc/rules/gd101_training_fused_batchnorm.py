@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from graphdoc import ops
 from graphdoc.graph.edits import RemoveNodes, SetAttrs, SetInputs
+from graphdoc.graph.frames import frame_of
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
-from graphdoc.rules.base import Finding, Fix, Rule
+from graphdoc.rules.base import Finding, Fix, LayerFormula, Rule
 from graphdoc.rules.statistics import (
     NO_UPDATES,
     BatchNormSite,
@@ -84,7 +85,11 @@ class TrainingModeFusedBatchNorm(Rule):
             reduce_axes=(0, 2, 3) if view.attr(name, "data_format") == b"NCHW" else (0, 1, 2),
             update_nodes=mean_updates.nodes | variance_updates.nodes,
             scale=inputs[ops.FUSED_SCALE_SLOT],
+            frame=frame_of(view, Tensor(name)),
             sets_avg_factor="exponential_avg_factor" in attrs,
+            offset=inputs[ops.FUSED_SCALE_SLOT + 1],
+            # FusedBatchNorm's default epsilon, where the attribute is left out.
+            epsilon=view.attr(name, "epsilon") if "epsilon" in attrs else 0.0001,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
         readers = _other_readers_of_moments(view, name, site.update_nodes) if moments_read else []
@@ -102,6 +107,8 @@ class TrainingModeFusedBatchNorm(Rule):
 @dataclass(frozen=True)
 class FusedBatchNormSite(BatchNormSite):
     sets_avg_factor: bool = False
+    offset: Tensor | None = None  # beta
+    epsilon: float = 0.0001
 
     def fix(self, stats: MovingStatistics, *, safe: bool = True) -> Fix:
         """Inference mode, fed `stats`, with the moving-average updates removed."""
@@ -110,16 +117,22 @@ class FusedBatchNormSite(BatchNormSite):
             # Only read in training mode; 1.0 is what an inference build writes.
             # Not added where absent: TF 1.x releases before 2.2 do not know it.
             attrs += (("exponential_avg_factor", 1.0),)
-        edits = [
+        edits, mean, variance = self.placed(stats)
+        edits += [
             SetAttrs(self.scope, self.node, attrs),
-            SetInputs(self.scope, self.node, ((_MEAN_SLOT, stats.mean), (_VARIANCE_SLOT, stats.variance))),
+            SetInputs(self.scope, self.node, ((_MEAN_SLOT, mean), (_VARIANCE_SLOT, variance))),
         ]
         if self.update_nodes:
             edits.append(RemoveNodes(self.scope, self.update_nodes))
         summary = f"inference mode with the moving statistics ({stats.evidence})"
         if self.update_nodes:
             summary += f"; {len(self.update_nodes)} update op(s) removed"
-        return self._fix(summary, edits, stats, safe=safe)
+        formula = LayerFormula(
+            scope=self.scope, layer=self.layer, x=self.x, output=Tensor(self.node), mean=stats.mean,
+            variance=stats.variance, scale=self.scale, offset=self.offset, epsilon=self.epsilon,
+            channel_axis=1 if self.reduce_axes == (0, 2, 3) else -1,
+        )
+        return self._fix(summary, edits, stats, safe=safe, formula=formula)
 
 
 def _statistics(

@@ -301,17 +301,21 @@ def _const_named(view: GraphView, scope: str, names: tuple[str, ...]) -> Tensor 
 
 def layer_scope(view: GraphView, model: Model, node: str) -> str:
     """The name scope of the layer `node` belongs to; inside a branch function, under its
-    caller's; a tf.cond's own scope (`cond`, `cond_1`) is not part of the layer's."""
+    caller's; a tf.cond's own scope (`cond`, `cond_1`) and a loop body's (`while`) are not part of
+    the layer's."""
     scope = scope_of(node)
     if view.scope:
         callers = model.call_sites.get(view.scope, [])
         if callers:
             scope = "/".join(part for part in (scope_of(callers[0][1]), scope) if part)
     scope = scope_of(scope) if _COND_SCOPE.fullmatch(scope.rpartition("/")[2]) else scope
+    # A tf.while_loop's body runs under `<scope>/while/`; its variables were made without it.
+    scope = "/".join(part for part in scope.split("/") if not _WHILE_SCOPE.fullmatch(part))
     return scope or node  # a layer at the root of the graph is known by its node's name
 
 
 _COND_SCOPE = re.compile(r"cond(_\d+)?")
+_WHILE_SCOPE = re.compile(r"while(_\d+)?")
 
 
 RECOMPUTE = "recompute them with fix --calibrate DATA (representative inputs)"

@@ -71,7 +71,7 @@ class GraphRunner:
         try:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})
         except tf.errors.OpError as error:
-            raise GraphdocError(f"TensorFlow could not run the graph: {first_line(error)}") from None
+            raise GraphdocError(f"TensorFlow could not run the graph: {_cause(error)}") from None
 
     def run_in_groups(self, groups: list[list[str]], feeds: Sequence[dict[str, np.ndarray]]) -> Iterator[list[list]]:
         """For each group of fetches (in graph order), its values under each feed.
@@ -166,6 +166,16 @@ def _fill_unknown_dimensions(graph_def, shapes: Mapping[str, tuple[int, ...]]) -
             for dim, size in zip(shape.dim[1:], given[1:], strict=True):
                 if dim.size == -1:
                     dim.size = size
+
+
+def _cause(error: tf.errors.OpError) -> str:
+    """The line of a TensorFlow run error that says what went wrong: a session's message starts
+    with "Graph execution error:" and where it was detected, and ends with stack traces."""
+    for line in error.message.splitlines():
+        line = line.strip()
+        if line and line != "Graph execution error:" and not line.startswith(("Detected at node", "Node:")):
+            return line if len(line) <= 400 else line[:400] + "..."
+    return first_line(error)
 
 
 def _tensor_name(name: str) -> str:

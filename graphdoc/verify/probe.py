@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphdoc.graph.frames import inside_loops
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.ops import MERGE_OPS, SWITCH_OPS
@@ -93,7 +94,8 @@ def probe(
     batch_a = {name: array[:BATCH] for name, array in inputs.items()}
     batch_b = {name: np.concatenate([array[BATCH:], array[:1]]) for name, array in inputs.items()}
     # Only what the outputs compute: a leftover random op that feeds nothing is no divergence.
-    wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view)
+    loops = inside_loops(view)
+    wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view) - loops
     feeds = (alone, batch_a, batch_a, batch_b)
     differences: dict[str, tuple[float, float]] = {}
     with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs) as runner:
@@ -104,8 +106,10 @@ def probe(
             differences.update(_differences(group, runs))
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
+    in_loops = [finding for name, finding in explained.items() if name in loops]
     roots = [
-        Divergence(node, view.op(node), *differences[node], _explain(view, node, explained))
+        Divergence(node, view.op(node), *differences[node],
+                   in_loops[0] if in_loops and view.op(node) == "Exit" else _explain(view, node, explained))
         for node in _roots(view, diverging)
     ]
     return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=BATCH)
@@ -163,9 +167,11 @@ def _max_abs(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _inside_branches(view: GraphView) -> set[str]:
-    """Switches and the nodes inside a TF1 tf.cond branch: a branch not taken cannot be fetched."""
-    inside: set[str] = set(view.ops_of(SWITCH_OPS))
-    stack = [use.consumer for name in view.ops_of(SWITCH_OPS) for port in (0, 1) for use in view.uses(Tensor(name, port))]
+    """Switches and the nodes inside a TF1 tf.cond branch: a branch not taken cannot be fetched.
+    (A while loop's Switches, on its LoopCond, lead to its body and its Exits.)"""
+    switches = [name for name in view.ops_of(SWITCH_OPS) if view.op(view.inputs(name)[1].node) != "LoopCond"]
+    inside: set[str] = set(switches)
+    stack = [use.consumer for name in switches for port in (0, 1) for use in view.uses(Tensor(name, port))]
     while stack:
         name = stack.pop()
         if name in inside or view.op(name) in MERGE_OPS:
