@@ -90,7 +90,7 @@ def statistics_names(graph) -> list[str]:
 
 
 def train_tf1(model_fn, input_shape, directory, *, feeds=None, outputs=(OUTPUT,), keep_statistics=False,
-              update_ops=True, steps=40, learning_rate=0.01, batch=16) -> Trained:
+              update_ops=True, steps=40, learning_rate=0.01, batch=16, serial=False) -> Trained:
     """zoo.train_tf1 with the knobs TF1 scripts varied; returns Trained (frozen pair, checkpoint prefix).
 
     `feeds` maps tensor names to values fed at every step ({"is_training:0": True}
@@ -98,7 +98,11 @@ def train_tf1(model_fn, input_shape, directory, *, feeds=None, outputs=(OUTPUT,)
     plus every moving-statistics variable (as a Const) with `keep_statistics`.
     `update_ops=False` trains without the UPDATE_OPS control dependency, the
     classic mistake that leaves the moving statistics at their initial values.
-    The checkpoint is a TF1 Saver checkpoint with its .meta graph.
+    The checkpoint is a TF1 Saver checkpoint with its .meta graph. `serial` runs
+    the session with one inter-op thread: nothing in a TF1 graph orders update
+    assigns against other reads of the same variables (renorm reads
+    renorm_mean in its forward pass and its updates assign it), so only a
+    fixed schedule makes the trained values reproducible.
     """
     Path(directory).mkdir(parents=True, exist_ok=True)
     prefix = str(Path(directory) / "model.ckpt")
@@ -109,7 +113,8 @@ def train_tf1(model_fn, input_shape, directory, *, feeds=None, outputs=(OUTPUT,)
         step = _training_step(tf.identity(model_fn(x, True), name=OUTPUT), learning_rate, update_ops)
         saver = tf.compat.v1.train.Saver()
         keep = [*outputs, *(statistics_names(graph) if keep_statistics else [])]
-        with tf.compat.v1.Session() as session:
+        config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1) if serial else None
+        with tf.compat.v1.Session(config=config) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             data = zoo.training_data(input_shape, steps * batch)
             for i in range(steps):

@@ -34,7 +34,8 @@ def complete(model: Model, findings: list[Finding], source: StatisticsSource) ->
         for stat, value in (("moving_mean", found.mean), ("moving_variance", found.variance)):
             name = view.unique_name(f"{site.layer}/{stat}", names)
             names.add(name)
-            added.append(AddConst(site.scope, name, np.asarray(value, dtype=np.float32)))
+            # Per channel, as the fix wires them: a layer may keep them broadcast ([1, 1, 1, 1, C]).
+            added.append(AddConst(site.scope, name, np.asarray(value, dtype=np.float32).reshape(-1)))
         stats = MovingStatistics(Tensor(added[0].name), Tensor(added[1].name), found.evidence,
                                  untrained=untrained(found.mean, found.variance))
         fix = site.fix(stats, safe=source.safe)

@@ -9,7 +9,7 @@ batch in one of these forms:
   `SyncBatchNormalization`): Sum(x) / count and Sum(x * x) / count - mean^2,
   the count a Sum of OnesLike(x), so that replicas can add their sums up;
 - ghost batches (tf_keras `virtual_batch_size=V`): either form, taken over a
-  Reshape of x to [V, -1, ...] whose axis 1 is the rest of the batch.
+  Reshape of x to [V, -1, ...], whose axes 0 and 1 are both the batch's.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class BatchMoments:
         normalization reads it (kept dims with the channel axis not last), else None."""
         if self.mean_out.node != self.mean:
             return None
-        reduced = {*self.axes, *((0,) if self.regroup else ())}
+        reduced = {*self.axes, *((0, 1) if self.regroup else ())}  # ghost batches: or a ghost batch's
         rank = len(reduced) + 1  # every axis but the channel's
         channel = next(axis for axis in range(rank) if axis not in reduced)
         return None if channel == rank - 1 else tuple(-1 if axis == channel else 1 for axis in range(rank))
@@ -158,10 +158,11 @@ def _batch_reduction(view: GraphView, node: str) -> tuple[Tensor | None, tuple[i
     if len(inputs) != 2:
         return None, ()
     axes = _axes(view, node)
-    batch_axis = 1 if _ghost_regrouping(view, inputs[0]) else _BATCH_AXIS
-    # A negative axis could only be the batch axis for a rank-1 input, which
-    # no BatchNorm normalizes; treat it as a non-batch axis.
-    return (inputs[0], axes) if batch_axis in axes else (None, ())
+    # Ghost batches split the batch axis in two: [V, -1, ...], the V samples of a ghost batch
+    # along axis 0. A negative axis could only be the batch axis for a rank-1 input, which no
+    # BatchNorm normalizes; treat it as a non-batch axis.
+    batch_axes = {0, 1} if _ghost_regrouping(view, inputs[0]) else {_BATCH_AXIS}
+    return (inputs[0], axes) if batch_axes & set(axes) else (None, ())
 
 
 def _axes(view: GraphView, node: str) -> tuple[int, ...]:
@@ -169,23 +170,31 @@ def _axes(view: GraphView, node: str) -> tuple[int, ...]:
     return () if axes is None else tuple(sorted(int(a) for a in axes.reshape(-1)))
 
 
-def _ghost_regrouping(view: GraphView, tensor: Tensor) -> bool:
-    """Whether `tensor` is x reshaped to [V, -1, *x.shape[1:]] (tf_keras virtual_batch_size)."""
-    if view.op(tensor.node) != "Reshape":
-        return False
-    shape = view.inputs(tensor.node)[1]
+def _ghost_regrouping(view: GraphView, tensor: Tensor) -> str | None:
+    """The Reshape of x to [V, -1, *x.shape[1:]] that `tensor` is (tf_keras virtual_batch_size),
+    perhaps cast to float32 under mixed precision; None if it is not one."""
+    reshape = _through(view, tensor, _CASTS).node
+    if view.op(reshape) != "Reshape":
+        return None
+    shape = view.inputs(reshape)[1]
     if view.op(shape.node) != "ConcatV2":
-        return False
+        return None
     head = view.const_value(view.inputs(shape.node)[0])
-    return head is not None and head.reshape(-1).tolist()[1:] == [-1] and head.size == 2 and head.reshape(-1)[0] > 0
+    if head is None or head.size != 2 or head.reshape(-1)[1] != -1 or head.reshape(-1)[0] <= 0:
+        return None
+    return reshape
+
+
+_CASTS = frozenset({"Cast", "Identity"})
 
 
 def _moments(view, source: Tensor, axes, mean: str, variance: str, internal, form: str) -> BatchMoments:
-    regroup = source.node if _ghost_regrouping(view, source) else None
+    regroup = _ghost_regrouping(view, source)
     return BatchMoments(
         mean=mean, variance=variance, internal=internal,
         mean_out=_as_read(view, mean), variance_out=_as_read(view, variance),
-        x=view.inputs(regroup)[0] if regroup else source, source=source, axes=axes, form=f"{form}, in ghost batches" if regroup else form, regroup=regroup,
+        x=view.inputs(regroup)[0] if regroup else source, source=source, axes=axes,
+        form=f"{form}, in ghost batches" if regroup else form, regroup=regroup,
     )
 
 

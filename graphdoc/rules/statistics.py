@@ -129,6 +129,8 @@ class BatchNormSite:
         """Why statistics of these shapes cannot belong to this layer, or None."""
         if mean_shape is None or variance_shape is None:
             return "the statistics are not constants with a shape"
+        # Statistics kept in the layer's broadcast shape ([1, 1, 1, 1, C] for ghost batches) are [C].
+        mean_shape, variance_shape = _per_channel(mean_shape), _per_channel(variance_shape)
         expected = (self.channels,) if self.channels is not None else mean_shape
         if tuple(mean_shape) != expected or tuple(variance_shape) != expected or len(expected) != 1:
             return f"statistics of shapes {tuple(mean_shape)} and {tuple(variance_shape)} do not fit {self.channels} channels"
@@ -136,6 +138,14 @@ class BatchNormSite:
 
 
 _FLOAT = DType(DataType.DT_FLOAT)  # moving statistics are float32, under mixed precision too
+
+
+def _per_channel(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """`shape` without its leading 1s: [1, 1, 1, 1, C] -> [C]."""
+    shape = tuple(shape)
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
 
 
 def find_update_ops(view: GraphView, moment: Tensor) -> UpdateOps:

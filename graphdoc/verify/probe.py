@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphdoc.errors import GraphdocError
 from graphdoc.graph.frames import inside_loops
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
@@ -97,13 +98,15 @@ def probe(
     loops = inside_loops(view)
     wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view) - loops
     feeds = (alone, batch_a, batch_a, batch_b)
-    differences: dict[str, tuple[float, float]] = {}
     with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
         groups = runner.fetch_groups(fetches, (1, BATCH, BATCH, BATCH), FETCH_BUDGET)
-        for number, (group, runs) in enumerate(zip(groups, runner.run_in_groups(groups, feeds), strict=True), 1):
-            status(f"probing: {number} of {len(groups)} groups of tensors run")
-            differences.update(_differences(group, runs))
+        try:
+            differences = _run_probe(runner, groups, feeds, status)
+        except GraphdocError:
+            # Ghost batches reshape the batch into groups of V: a training graph with them
+            # cannot run one sample alone. s0 is then compared between its two batches.
+            differences = _run_probe(runner, groups, (batch_a, batch_a, batch_a, batch_b), status, alone=False)
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
     in_loops = [finding for name, finding in explained.items() if name in loops]
@@ -133,22 +136,31 @@ def _roots(view: GraphView, diverging: set[str]) -> list[str]:
     return roots
 
 
-def _differences(fetches: list[str], runs) -> dict[str, tuple[float, float]]:
+def _run_probe(runner: GraphRunner, groups: list[list[str]], feeds, status, *, alone: bool = True):
+    differences: dict[str, tuple[float, float]] = {}
+    for number, (group, runs) in enumerate(zip(groups, runner.run_in_groups(groups, feeds), strict=True), 1):
+        status(f"probing: {number} of {len(groups)} groups of tensors run")
+        differences.update(_differences(group, runs, alone=alone))
+    return differences
+
+
+def _differences(fetches: list[str], runs, *, alone: bool = True) -> dict[str, tuple[float, float]]:
     """Per node (its first comparable floating output): batch and run-to-run differences.
 
     A tensor with a batch dimension is compared on s0's slice; a tensor whose
     shape does not follow the batch (a batch mean, a weight) must be the same
-    whole in every run.
+    whole in every run. Without a run of s0 alone, s0 is compared between
+    its two batches only.
     """
-    alone, batch_a, again, batch_b = runs
+    single, batch_a, again, batch_b = runs
     found: dict[str, tuple[float, float]] = {}
     for index, name in enumerate(fetches):
         node = name.rsplit(":", 1)[0]
-        s, a, a2, b = alone[index], batch_a[index], again[index], batch_b[index]
+        s, a, a2, b = single[index], batch_a[index], again[index], batch_b[index]
         if node in found or np.shape(a) != np.shape(b) or np.size(a) == 0:
             continue
-        if np.ndim(a) and a.shape[0] == BATCH and np.shape(s)[:1] == (1,):
-            pairs = ((s[0], a[0]), (a[0], b[-1]))
+        if np.ndim(a) and a.shape[0] == BATCH and (np.shape(s)[:1] == (1,) or not alone):
+            pairs = ((s[0], a[0]), (a[0], b[-1])) if alone else ((a[0], b[-1]),)
         elif np.shape(s) == np.shape(a):
             pairs = ((s, a), (a, b))
         else:
