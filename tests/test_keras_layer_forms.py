@@ -175,3 +175,51 @@ def test_the_probe_names_the_first_batch_norm_layer_first(tmp_path, trained, nam
     report = api.probe(api.load(_write(tmp_path, trained(name).pair)))
     assert report.roots, "no divergence found"
     assert _layer_of(report.roots[0].node, zoo_forms.BN_LAYERS) == "bn1", [r.node for r in report.roots]
+
+
+# -- verification's per-layer check ------------------------------------------------------------
+
+
+def _patched_fix(monkeypatch, change):
+    """Make every decomposed BatchNorm fix pass through `change(site, fix) -> fix`."""
+    import dataclasses
+
+    from graphdoc.rules.gd102_batch_moments_batchnorm import DecomposedBatchNormSite
+
+    honest = DecomposedBatchNormSite.fix
+
+    def patched(self, stats, *, safe=True):
+        return dataclasses.replace(honest(self, stats, safe=safe), edits=change(self, honest(self, stats, safe=safe)))
+
+    monkeypatch.setattr(DecomposedBatchNormSite, "fix", patched)
+
+
+def _keeps_renorm_corrections(site, fix):
+    composed = {tensor for tensor, _ in site.normalization.uncorrected}
+    return tuple(edit for edit in fix.edits if getattr(edit, "old", None) not in composed)
+
+
+def _swaps_mean_and_variance(site, fix):
+    from graphdoc.graph.edits import RedirectUses
+
+    swap = {site.mean_out: site.variance_out, site.variance_out: site.mean_out}
+    return tuple(RedirectUses(e.scope, swap[e.old], e.new) if getattr(e, "old", None) in swap else e
+                 for e in fix.edits)
+
+
+@pytest.mark.parametrize(("name", "change"), [
+    ("tf_keras_renorm", _keeps_renorm_corrections),
+    ("tf_keras_sync_bn", _swaps_mean_and_variance),
+])
+def test_a_fix_wiring_the_wrong_tensors_fails_the_per_layer_check_and_writes_nothing(
+        tmp_path, trained, capsys, monkeypatch, name, change):
+    model = trained(name)
+    path = _write(tmp_path, model.pair)
+    _patched_fix(monkeypatch, change)
+    output = tmp_path / "fixed.pb"
+    assert main(["fix", str(path), "-o", str(output), "--checkpoint", model.prefix]) == 2
+    error = capsys.readouterr().err
+    assert not output.exists()
+    # The wrong fix is batch-independent: only the formula sees it.
+    assert "layers compute their inference formula" in error and "bn1 differs" in error, error
+    assert "batch-independent" not in error and "imports and runs" not in error

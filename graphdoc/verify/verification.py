@@ -4,6 +4,11 @@
 2. Under the probe it is batch-independent and deterministic.
 3. Every node the fix left alone, and that nothing the fix changed feeds,
    computes the same values as in the original on the same inputs.
+4. Every fixed normalization computes its layer's inference formula,
+   `gamma * (x - mean) / sqrt(variance + epsilon) + beta`, evaluated in numpy
+   on the tensors the graph computes: a fix that wires the wrong statistics,
+   keeps renorm's corrections or mixes up the channel axis is still
+   batch-independent, and only this check sees it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from graphdoc.errors import GraphdocError
+from graphdoc.graph.frames import inside_loops
 from graphdoc.graph.model import Model
+from graphdoc.graph.view import Tensor
 from graphdoc.rewrite import FixReport
+from graphdoc.rules import LayerFormula
 from graphdoc.rewrite.fixer import apply_fixes, copy_model
 from graphdoc.scanning import scan
 from graphdoc.verify.inputs import samples
@@ -29,6 +37,10 @@ if TYPE_CHECKING:
     from graphdoc.tf.runner import GraphRunner
 
 UNCHANGED_TOLERANCE = 1e-5
+# A normalization against its formula in float64, relative to the output's largest magnitude:
+# float32 kernels differ from it by about 1e-6, float16 ones by about 1e-3.
+FORMULA_TOLERANCE = {np.dtype(np.float16): 1e-2}
+FORMULA_TOLERANCE_FLOAT32 = 1e-4
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,64 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
         )
         verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
         verification.checks.append(_untouched_nodes_agree(original, fixed, batch, runner, status))
+        formulas = [f.fix.formula for f in report.applied if f.fix is not None and f.fix.formula is not None]
+        if formulas:
+            verification.checks.append(_layers_follow_their_formula(fixed, formulas, batch, runner))
     return verification
+
+
+def _layers_follow_their_formula(fixed: Model, formulas: list[LayerFormula], batch, runner: GraphRunner) -> Check:
+    """Check 4: each fixed normalization against its layer's inference formula."""
+    name = "layers compute their inference formula"
+    view, loops = fixed.main, inside_loops(fixed.main)
+    # A layer inside a branch function or a loop frame cannot be fetched from a session.
+    checkable = [formula for formula in formulas if not formula.scope
+                 and all(t.node in view and t.node not in loops for t in _tensors(formula))]
+    if not checkable:
+        return Check(name, None, f"{len(formulas)} fixed layer(s), none outside loops and functions")
+    failures = []
+    for formula in checkable:
+        values = runner.run([f"{t.node}:{t.port}" for t in _tensors(formula)], batch)
+        difference, tolerance = _formula_difference(formula, values)
+        if difference > tolerance:
+            failures.append(f"{formula.layer} differs from it by {difference:.3g}")
+    detail = f"{len(checkable)} layer(s) checked"
+    if len(checkable) < len(formulas):
+        detail += f" ({len(formulas) - len(checkable)} inside loops or functions cannot be fetched)"
+    if failures:
+        detail += f"; {failures[0]}" + (f" and {len(failures) - 1} more" if len(failures) > 1 else "")
+    return Check(name, not failures, detail)
+
+
+def _tensors(formula: LayerFormula) -> list[Tensor]:
+    optional = [t for t in (formula.scale, formula.offset) if t is not None]
+    return [formula.x, formula.output, formula.mean, formula.variance, *optional]
+
+
+def _formula_difference(formula: LayerFormula, values: list[np.ndarray]) -> tuple[float, float]:
+    """How far the layer's output is from its formula, relative to its largest magnitude, and the
+    tolerance for its dtype."""
+    x, output, mean, variance, *optional = values
+    scale = optional.pop(0) if formula.scale is not None else 1.0
+    offset = optional.pop(0) if formula.offset is not None else 0.0
+    tolerance = FORMULA_TOLERANCE.get(np.asarray(output).dtype, FORMULA_TOLERANCE_FLOAT32)
+    shape = [1] * np.ndim(x)
+    shape[formula.channel_axis % np.ndim(x)] = -1
+
+    def per_channel(value):
+        return np.asarray(value, dtype=np.float64).reshape(shape) if np.size(value) > 1 else float(np.sum(value))
+
+    try:
+        expected = per_channel(scale) * (np.asarray(x, np.float64) - per_channel(mean)) / np.sqrt(
+            per_channel(variance) + formula.epsilon) + per_channel(offset)
+    except ValueError:  # statistics that fit no channel axis of x
+        return float("inf"), tolerance
+    output = np.asarray(output, np.float64)
+    while output.ndim > expected.ndim and output.shape[0] == 1:
+        output = output[0]  # parameters kept broadcast ([1, 1, 1, 1, C]: ghost batches) add leading 1s
+    if expected.shape != output.shape or not np.array_equal(np.isfinite(expected), np.isfinite(output)):
+        return float("inf"), tolerance  # a NaN where the formula has a number is no small difference
+    return _relative_difference(expected, output), tolerance
 
 
 def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner,
