@@ -33,7 +33,7 @@ def frame_of(view: GraphView, tensor: Tensor) -> Frame | None:
     loop left to close is the frame. A source reached outside every loop
     means the root frame.
     """
-    if not view.ops_of({"Enter"}):
+    if not view.ops_of(_ENTER_OPS):
         return None
     stack, seen = [(tensor.node, 0)], set()
     while stack and len(seen) < _MAX_WALK:
@@ -42,11 +42,11 @@ def frame_of(view: GraphView, tensor: Tensor) -> Frame | None:
             continue
         seen.add((name, depth))
         op = view.op(name)
-        if op == "Enter":
+        if op in _ENTER_OPS:
             if depth == 0:
                 return Frame(view.attr(name, "frame_name"), view.attr(name, "parallel_iterations") or 10)
             depth -= 1
-        elif op == "Exit":
+        elif op in _EXIT_OPS:
             depth += 1
         producers = [t.node for t in view.inputs(name)] + list(view.control_inputs(name))
         if not producers and depth == 0 and op != "Const":

@@ -89,7 +89,7 @@ class TrainingModeFusedBatchNorm(Rule):
             sets_avg_factor="exponential_avg_factor" in attrs,
             offset=inputs[ops.FUSED_SCALE_SLOT + 1],
             # FusedBatchNorm's default epsilon, where the attribute is left out.
-            epsilon=view.attr(name, "epsilon") if "epsilon" in attrs else 0.0001,
+            epsilon=attrs["epsilon"].f if "epsilon" in attrs else 0.0001,
         )
         fields = {"nodes": tuple(sorted(site.update_nodes)), "site": site}
         readers = _other_readers_of_moments(view, name, site.update_nodes) if moments_read else []

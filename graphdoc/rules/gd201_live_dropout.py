@@ -135,7 +135,9 @@ def _as_application(view: GraphView, random: str, apply: str, mask_slot: int, ma
 def _reads_only_random(view: GraphView, node: str, random_derived: set[str]) -> bool:
     """Whether every input of `node` carries the random value or is a scalar factor: past a node that
     mixes in an activation, the value is no longer a mask."""
-    return all(t.node in random_derived or is_scalar_factor(view, t) for t in view.inputs(node))
+    # A Const of any shape is no activation: decided without reading its shape.
+    return all(t.node in random_derived or view.op(t.node) == "Const" or is_scalar_factor(view, t)
+               for t in view.inputs(node))
 
 
 def _alpha_dropout_end(view: GraphView, dropout: _Dropout) -> str | None:

@@ -11,6 +11,11 @@ _FACTOR_OPS = frozenset({"Const", "Identity", "Sub", "RealDiv", "Mul", "Cast", "
 
 def is_scalar_factor(view: GraphView, tensor: Tensor) -> bool:
     """True if `tensor` is a scalar computed from constants and scalar placeholders only."""
+    op = view.op(tensor.node)  # the common cases first: every dropout asks about several operands
+    if op == "Const":
+        return (view.const_shape(tensor) or ()) in ((), (1,))
+    if op not in _FACTOR_OPS:
+        return False
     stack, seen = [tensor.node], set()
     while stack:
         name = stack.pop()

@@ -105,6 +105,8 @@ class BatchNormSite:
         read: reshaped to the layer's kept shape ([1, C, 1, 1] on NCHW), and entered into its loop
         frame when they are made outside it."""
         edits: list[Edit] = []
+        if not self.kept_shape and self.frame is None:
+            return edits, stats.mean, stats.variance
         shape = Tensor(f"{self.node}/statistics_shape")
         if self.kept_shape:
             edits.append(AddConst(self.scope, shape.node, np.asarray(self.kept_shape, dtype=np.int32)))
