@@ -15,3 +15,10 @@ def count_ops(graph_bytes: bytes, ops: set[str]) -> int:
     import graphs
 
     return sum(node.op in ops for node in graphs.parse(graph_bytes).node)
+
+
+def write_training(tmp_path, pair):
+    """Write `pair`'s training graph to tmp_path/model.pb and return the path."""
+    path = tmp_path / "model.pb"
+    path.write_bytes(pair.training)
+    return path

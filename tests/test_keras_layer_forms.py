@@ -18,6 +18,7 @@ import zoo
 import zoo_forms
 from graphdoc import api
 from graphdoc.cli import main
+from helpers import write_training
 
 TOLERANCE = 1e-5
 FLOAT16_TOLERANCE = 1e-3
@@ -50,12 +51,6 @@ def _tolerance(name):
     return FLOAT16_TOLERANCE if zoo_forms.FORMS[name][2] else TOLERANCE
 
 
-def _write(tmp_path, pair):
-    path = tmp_path / "model.pb"
-    path.write_bytes(pair.training)
-    return path
-
-
 def _layer_of(name: str, layers) -> str | None:
     """The layer under test a node or scope name lies in: `bn1/...`, `bn1_1/...` (Keras 3)."""
     for component in name.split("/"):
@@ -68,16 +63,6 @@ def _layer_of(name: str, layers) -> str | None:
 def _finding_layer(finding, layers):
     site_layer = getattr(finding.site, "layer", None) if finding.site is not None else None
     return _layer_of(site_layer, layers) if site_layer else _layer_of(finding.node, layers)
-
-
-def _fixed_error(pair, fixed: bytes) -> float:
-    data = zoo.training_data(pair.input_shape, 6, seed=3)
-    expected = tfrun.run(pair.inference, {"input:0": data}, ["output:0"])[0]
-    errors = [tfrun.relative_error(tfrun.run(fixed, {"input:0": data}, ["output:0"])[0], expected)]
-    for i in (0, 5):
-        alone = tfrun.run(fixed, {"input:0": data[i : i + 1]}, ["output:0"])[0]
-        errors.append(tfrun.relative_error(alone, expected[i : i + 1]))
-    return max(errors)
 
 
 def _fix_with_cli(tmp_path, path, *options) -> bytes:
@@ -128,7 +113,7 @@ def test_a_ghost_batch_training_graph_needs_a_multiple_of_the_virtual_batch(trai
 
 @pytest.mark.parametrize("name", BN_FORMS)
 def test_scan_reports_every_batch_norm_layer_exactly_once(tmp_path, trained, name):
-    findings = api.scan(api.load(_write(tmp_path, trained(name).pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained(name).pair)))
     code = "GD101" if name in FUSED_FORMS else "GD102"
     reported = sorted((_finding_layer(f, zoo_forms.BN_LAYERS), f.code) for f in findings)
     assert reported == [(layer, code) for layer in zoo_forms.BN_LAYERS], [(f.code, f.node) for f in findings]
@@ -136,7 +121,7 @@ def test_scan_reports_every_batch_norm_layer_exactly_once(tmp_path, trained, nam
 
 @pytest.mark.parametrize("name", NOISE_FORMS)
 def test_scan_reports_every_noise_layer_exactly_once(tmp_path, trained, name):
-    findings = api.scan(api.load(_write(tmp_path, trained(name).pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained(name).pair)))
     reported = Counter((_layer_of(f.node, zoo_forms.NOISE_LAYERS), f.code) for f in findings)
     assert reported == Counter(NOISE_CODES.items()), [(f.code, f.node) for f in findings]
 
@@ -147,24 +132,24 @@ def test_scan_reports_every_noise_layer_exactly_once(tmp_path, trained, name):
 @pytest.mark.parametrize("name", BN_FORMS)
 def test_fix_with_the_checkpoint_equals_the_inference_build(tmp_path, trained, name):
     model = trained(name)
-    path = _write(tmp_path, model.pair)
+    path = write_training(tmp_path, model.pair)
     fixed = _fix_with_cli(tmp_path, path, "--checkpoint", model.prefix)
-    assert _fixed_error(model.pair, fixed) <= _tolerance(name)
+    assert tfrun.error_against_inference(model.pair, fixed) <= _tolerance(name)
 
 
 @pytest.mark.parametrize("name", STATISTICS_IN_GRAPH)
 def test_fix_uses_the_statistics_left_in_the_graph(tmp_path, trained, name):
     # Renorm's graph also holds renorm_mean and renorm_stddev, which differ from the moving statistics.
     pair = trained(name).pair
-    fixed = _fix_with_cli(tmp_path, _write(tmp_path, pair))
-    assert _fixed_error(pair, fixed) <= _tolerance(name)
+    fixed = _fix_with_cli(tmp_path, write_training(tmp_path, pair))
+    assert tfrun.error_against_inference(pair, fixed) <= _tolerance(name)
 
 
 @pytest.mark.parametrize("name", NOISE_FORMS)
 def test_fix_of_the_noise_layers_equals_the_inference_build(tmp_path, trained, name):
     pair = trained(name).pair
-    fixed = _fix_with_cli(tmp_path, _write(tmp_path, pair))
-    assert _fixed_error(pair, fixed) <= _tolerance(name)
+    fixed = _fix_with_cli(tmp_path, write_training(tmp_path, pair))
+    assert tfrun.error_against_inference(pair, fixed) <= _tolerance(name)
 
 
 # -- probe ------------------------------------------------------------------------------------
@@ -172,7 +157,7 @@ def test_fix_of_the_noise_layers_equals_the_inference_build(tmp_path, trained, n
 
 @pytest.mark.parametrize("name", BN_FORMS)
 def test_the_probe_names_the_first_batch_norm_layer_first(tmp_path, trained, name):
-    report = api.probe(api.load(_write(tmp_path, trained(name).pair)))
+    report = api.probe(api.load(write_training(tmp_path, trained(name).pair)))
     assert report.roots, "no divergence found"
     assert _layer_of(report.roots[0].node, zoo_forms.BN_LAYERS) == "bn1", [r.node for r in report.roots]
 
@@ -214,7 +199,7 @@ def _swaps_mean_and_variance(site, fix):
 def test_a_fix_wiring_the_wrong_tensors_fails_the_per_layer_check_and_writes_nothing(
         tmp_path, trained, capsys, monkeypatch, name, change):
     model = trained(name)
-    path = _write(tmp_path, model.pair)
+    path = write_training(tmp_path, model.pair)
     _patched_fix(monkeypatch, change)
     output = tmp_path / "fixed.pb"
     assert main(["fix", str(path), "-o", str(output), "--checkpoint", model.prefix]) == 2

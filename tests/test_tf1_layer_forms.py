@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 import tfrun
-import zoo
 import zoo_tf1
 from graphdoc import api
 from graphdoc.cli import main
+from helpers import write_training
 
 LOOP_SCOPE = ("rnn/while/cell/bn/",)  # dynamic_rnn style: variables rnn/cell/bn/..., ops rnn/while/cell/bn/...
 TOP_LEVEL_LOOP_SCOPE = ("while/cell/bn/",)  # variables cell/bn/..., ops while/cell/bn/...
@@ -54,27 +54,10 @@ def trained(tmp_path_factory):
     return get
 
 
-def _write(tmp_path, pair):
-    path = tmp_path / "model.pb"
-    path.write_bytes(pair.training)
-    return path
-
-
-def _fixed_error(pair, fixed: bytes) -> float:
-    """Largest relative error of `fixed` against the inference build: a batch of 6, samples 0 and 5 alone."""
-    data = zoo.training_data(pair.input_shape, 6, seed=3)
-    expected = tfrun.run(pair.inference, {"input:0": data}, ["output:0"])[0]
-    errors = [tfrun.relative_error(tfrun.run(fixed, {"input:0": data}, ["output:0"])[0], expected)]
-    for i in (0, 5):
-        alone = tfrun.run(fixed, {"input:0": data[i : i + 1]}, ["output:0"])[0]
-        errors.append(tfrun.relative_error(alone, expected[i : i + 1]))
-    return max(errors)
-
-
 @pytest.mark.parametrize("name, variant", CASES)
 def test_scan_reports_every_batch_norm_layer_once(tmp_path, trained, name, variant):
     _, _, code, scopes, _ = MODELS[name]
-    findings = api.scan(api.load(_write(tmp_path, trained(name)[variant].pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained(name)[variant].pair)))
     batch_norms = [f for f in findings if f.code in ("GD101", "GD102")]
     for scope in scopes:
         in_layer = [(f.code, f.node) for f in batch_norms if f.node.startswith(scope)]
@@ -87,17 +70,17 @@ def test_scan_reports_every_batch_norm_layer_once(tmp_path, trained, name, varia
 @pytest.mark.parametrize("name, variant", CASES)
 def test_fix_equals_the_inference_build(tmp_path, trained, name, variant):
     model = trained(name)[variant]
-    path = _write(tmp_path, model.pair)
+    path = write_training(tmp_path, model.pair)
     output = tmp_path / "fixed.pb"
     options = ["--checkpoint", model.prefix] if variant == "pruned" else []
     assert main(["fix", str(path), "-o", str(output), *options]) == 0
-    assert _fixed_error(model.pair, output.read_bytes()) <= MODELS[name][4]
+    assert tfrun.error_against_inference(model.pair, output.read_bytes()) <= MODELS[name][4]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_probe_names_the_first_batch_norm_layer_first(tmp_path, trained, name):
     first_scope = MODELS[name][3][0]
-    report = api.probe(api.load(_write(tmp_path, trained(name)["kept"].pair)))
+    report = api.probe(api.load(write_training(tmp_path, trained(name)["kept"].pair)))
     assert report.roots, "no divergence found"
     first = report.roots[0]
     if first_scope in LOOP_SCOPE + TOP_LEVEL_LOOP_SCOPE:

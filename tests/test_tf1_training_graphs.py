@@ -16,6 +16,7 @@ import zoo
 import zoo_tf1
 from graphdoc import api
 from graphdoc.cli import main
+from helpers import write_training
 
 TOLERANCE = 1e-5
 
@@ -49,22 +50,6 @@ def trained(tmp_path_factory):
     return get
 
 
-def _write(tmp_path, pair):
-    path = tmp_path / "model.pb"
-    path.write_bytes(pair.training)
-    return path
-
-
-def _fixed_error(pair, fixed: bytes) -> float:
-    data = zoo.training_data(pair.input_shape, 6, seed=3)
-    expected = tfrun.run(pair.inference, {"input:0": data}, ["output:0"])[0]
-    errors = [tfrun.relative_error(tfrun.run(fixed, {"input:0": data}, ["output:0"])[0], expected)]
-    for i in (0, 5):
-        alone = tfrun.run(fixed, {"input:0": data[i : i + 1]}, ["output:0"])[0]
-        errors.append(tfrun.relative_error(alone, expected[i : i + 1]))
-    return max(errors)
-
-
 def _fix_with_cli(tmp_path, path, *options) -> bytes:
     output = tmp_path / "fixed.pb"
     assert main(["fix", str(path), "-o", str(output), *options]) == 0
@@ -92,18 +77,18 @@ SHAPES = {
 @pytest.mark.parametrize("name", SHAPES)
 def test_scan_reports_it_and_fix_equals_the_inference_build(tmp_path, trained, name):
     pair = trained(name).pair
-    path = _write(tmp_path, pair)
+    path = write_training(tmp_path, pair)
     options = ["--outputs", "output"] if name == "two_towers" else []
     model = api.load(path, outputs=options[1:] or None)
     findings = api.scan(model)
     assert _codes(findings) == SHAPES[name]
     assert all(f.fix is not None for f in findings), [f.unfixable for f in findings if f.fix is None]
-    assert _fixed_error(pair, _fix_with_cli(tmp_path, path, *options)) <= TOLERANCE
+    assert tfrun.error_against_inference(pair, _fix_with_cli(tmp_path, path, *options)) <= TOLERANCE
 
 
 @pytest.mark.parametrize("name", SHAPES)
 def test_fix_fixes_as_many_findings_as_scan_calls_fixable(tmp_path, trained, name):
-    path = _write(tmp_path, trained(name).pair)
+    path = write_training(tmp_path, trained(name).pair)
     outputs = ["output"] if name == "two_towers" else None
     fixable = sum(f.fix is not None for f in api.scan(api.load(path, outputs=outputs)))
     report = api.fix(api.load(path, outputs=outputs), outputs=outputs)
@@ -112,7 +97,7 @@ def test_fix_fixes_as_many_findings_as_scan_calls_fixable(tmp_path, trained, nam
 
 def test_a_dropout_downstream_of_the_conds_is_no_branch_of_them(tmp_path, trained):
     # is_training drives the BatchNorm conds; keep_prob's dropout is outside all of them.
-    findings = api.scan(api.load(_write(tmp_path, trained("layers_bn_keep_prob").pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained("layers_bn_keep_prob").pair)))
     [switch] = [f for f in findings if f.code == "GD301"]
     assert "defaults to True" in switch.message and switch.fix is not None
     # The training-mode BatchNorms inside the then-branches go with the binding.
@@ -121,7 +106,7 @@ def test_a_dropout_downstream_of_the_conds_is_no_branch_of_them(tmp_path, traine
 
 
 def test_a_plain_switch_over_three_conds_names_the_value_to_feed(tmp_path, trained):
-    findings = api.scan(api.load(_write(tmp_path, trained("three_conds_plain_switch").pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained("three_conds_plain_switch").pair)))
     [switch] = [f for f in findings if f.code == "GD301"]
     assert "must be fed False" in switch.message and "3 tf.cond" in switch.message
     # Moments computed before the cond and only selected by it belong to its training side.
@@ -131,7 +116,7 @@ def test_a_plain_switch_over_three_conds_names_the_value_to_feed(tmp_path, train
 
 
 def test_statistics_under_the_variable_scope_are_found_for_the_doubled_op_scope(tmp_path, trained):
-    findings = api.scan(api.load(_write(tmp_path, trained("mobilenet_doubled_scope").pair)))
+    findings = api.scan(api.load(write_training(tmp_path, trained("mobilenet_doubled_scope").pair)))
     first = next(f for f in findings if "Conv2d_0/" in f.node)
     assert first.node.startswith("MobilenetV1/MobilenetV1/Conv2d_0/")
     assert "MobilenetV1/Conv2d_0/BatchNorm/moving_mean, by scope" in first.fix.summary
@@ -141,12 +126,12 @@ def test_an_evaluation_tower_lends_its_statistics(tmp_path, trained):
     pair = trained("two_towers").pair
     # Statistics under names no convention knows: only the evaluation tower's reads lead to them.
     renamed = _renamed(pair.training, {"moving_mean": "ema_a", "moving_variance": "ema_b"})
-    path = _write(tmp_path, dataclasses.replace(pair, training=renamed))
+    path = write_training(tmp_path, dataclasses.replace(pair, training=renamed))
     findings = api.scan(api.load(path, outputs=["output"]))
     batch_norms = [f for f in findings if f.code == "GD101"]
     assert batch_norms and all("an inference-mode BatchNorm with the same scale" in f.fix.summary
                                for f in batch_norms)
-    assert _fixed_error(pair, _fix_with_cli(tmp_path, path, "--outputs", "output")) <= TOLERANCE
+    assert tfrun.error_against_inference(pair, _fix_with_cli(tmp_path, path, "--outputs", "output")) <= TOLERANCE
 
 
 def _renamed(graph_bytes: bytes, parts: dict[str, str]) -> bytes:
@@ -174,7 +159,7 @@ def test_scan_of_a_checkpoint_counts_what_fix_fixes_from_its_variables(tmp_path)
 
 def test_scan_with_checkpoint_says_what_fix_with_checkpoint_fixes(tmp_path, capsys):
     slim = zoo.train_tf1(zoo.slim_conv_stack(fused=True), (16, 16, 3), tmp_path / "slim")
-    path = _write(tmp_path, slim.pair)
+    path = write_training(tmp_path, slim.pair)
     assert all(f.fix is None for f in api.scan(api.load(path)) if f.code == "GD101")
     findings = api.scan(api.load(path), checkpoint=slim.prefix)
     assert all(f.fix is not None for f in findings if f.code == "GD101")
@@ -186,31 +171,31 @@ def test_scan_with_checkpoint_says_what_fix_with_checkpoint_fixes(tmp_path, caps
 
 def test_updates_that_run_at_inference_are_reported_and_removed(tmp_path, trained):
     pair = trained("updates_outside_cond").pair
-    findings = api.scan(api.load(_write(tmp_path, pair)))
+    findings = api.scan(api.load(write_training(tmp_path, pair)))
     updates = [f for f in findings if f.code == "GD303"]
     assert len(updates) == 4
     assert all("every inference call" in f.message for f in updates)
-    fixed = _fix_with_cli(tmp_path, _write(tmp_path, pair))
+    fixed = _fix_with_cli(tmp_path, write_training(tmp_path, pair))
     assert b"Assign" not in fixed
 
 
 def test_bind_decides_a_switch_graphdoc_is_told_to_leave_alone(tmp_path, trained):
     pair = trained("slim_mobilenet_v1").pair
-    path = _write(tmp_path, pair)
+    path = write_training(tmp_path, pair)
     fixed = _fix_with_cli(tmp_path, path, "--ignore", "GD301", "--bind", "is_training=false")
-    assert _fixed_error(pair, fixed) <= TOLERANCE
+    assert tfrun.error_against_inference(pair, fixed) <= TOLERANCE
     assert b"Switch" not in fixed
 
 
 def test_fix_select_leaves_the_other_rules_findings(tmp_path, trained):
-    path = _write(tmp_path, trained("layers_bn_keep_prob").pair)
+    path = write_training(tmp_path, trained("layers_bn_keep_prob").pair)
     report = api.fix(api.load(path), select=["GD302"])
     assert {f.code for f in report.applied} == {"GD302"}
     assert main(["fix", str(path), "-o", str(tmp_path / "out.pb"), "--select", "GD999"]) == 2
 
 
 def test_bind_of_a_missing_placeholder_is_one_sentence(tmp_path, capsys, trained):
-    path = _write(tmp_path, trained("layers_bn_keep_prob").pair)
+    path = write_training(tmp_path, trained("layers_bn_keep_prob").pair)
     assert main(["fix", str(path), "-o", str(tmp_path / "out.pb"), "--bind", "is_trainin=false"]) == 2
     assert "no placeholder" in capsys.readouterr().err
     assert not (tmp_path / "out.pb").exists()

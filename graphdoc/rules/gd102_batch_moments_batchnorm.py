@@ -111,7 +111,8 @@ class BatchMomentsBatchNorm(Rule):
             normalization=normalization,
             channel_axis=moments.channel_axis,
         )
-        involved = {moments.variance, *moments.internal, *site.update_nodes, *normalization.corrections}
+        corrections = normalization.corrections if normalization else ()
+        involved = {moments.variance, *moments.internal, *site.update_nodes, *corrections}
         fields = {"nodes": tuple(sorted(involved))}
         stats = locate_moving_statistics(view, model, site, mean_updates, variance_updates)
         if isinstance(stats, str):
@@ -148,7 +149,7 @@ class DecomposedBatchNormSite(BatchNormSite):
 
     def _formula(self, stats: MovingStatistics) -> LayerFormula | None:
         normalization = self.normalization
-        if normalization is None or normalization.output.node == "":
+        if normalization is None:
             return None
         return LayerFormula(
             scope=self.scope, layer=self.layer, x=self.x, output=normalization.output,
@@ -166,12 +167,9 @@ def _normalization_readers(view: GraphView, moments: BatchMoments) -> list[str]:
     return readers
 
 
-_NO_NORMALIZATION = _Normalization(Tensor(""), None, None, 0.0)
-
-
-def _normalization(view: GraphView, moments: BatchMoments) -> _Normalization:
-    """The `tf.nn.batch_normalization` that reads the moments, or an empty one if it is written
-    some other way (the fix then only rewires the moments)."""
+def _normalization(view: GraphView, moments: BatchMoments) -> _Normalization | None:
+    """The `tf.nn.batch_normalization` that reads the moments, or None if it is written some other
+    way (the fix then only rewires the moments, and verification has no formula to check)."""
     source = moments.source
     for add in view.consumers(moments.variance_out.node):
         epsilon = _scalar_operand(view, add) if view.op(add) in _ADD_OPS else None
@@ -182,7 +180,7 @@ def _normalization(view: GraphView, moments: BatchMoments) -> _Normalization:
                 found = _around(view, moments, source, multiplier, scale, epsilon)
                 if found is not None:
                     return found
-    return _NO_NORMALIZATION
+    return None
 
 
 def _multipliers(view: GraphView, rsqrt: str) -> Iterator[tuple[str, Tensor | None]]:
@@ -269,8 +267,10 @@ def _scalar_operand(view: GraphView, node: str) -> float | None:
     return None
 
 
-def _channels(view: GraphView, normalization: _Normalization) -> int | None:
+def _channels(view: GraphView, normalization: _Normalization | None) -> int | None:
     """The layer's channel count, from the shape of gamma (or beta)."""
+    if normalization is None:
+        return None
     for tensor in (normalization.scale, normalization.offset):
         shape = view.const_shape(tensor) if tensor is not None else None
         if shape is not None and len(shape) == 1:
