@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 
 from graphdoc import ops
 from graphdoc.errors import LoadError
+from graphdoc.graph.inputs import ITERATOR_OPS, replace_iterators
 from graphdoc.graph.model import Model
 from graphdoc.proto import GraphDef
 
@@ -37,9 +38,9 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
     (one signature, frozen), or a TF1 checkpoint with its .meta (frozen for `outputs`)."""
     path = Path(path)
     if is_saved_model(path):
-        return _load_saved_model(path, signature)
+        return _with_inputs(_load_saved_model(path, signature))
     if _is_checkpoint(path):
-        return _load_checkpoint(path, outputs)
+        return _with_inputs(_load_checkpoint(path, outputs))
     if not path.exists():
         raise LoadError(f"{path}: no such file or directory.")
     if path.is_dir():
@@ -60,6 +61,13 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
         raise LoadError(f"{path}: parsed as a {kind} but it holds no nodes; is it the right file?")
     model = Model(graph_def=graph_def, path=path, format=kind)
     _check_structure(model)
+    return _with_inputs(model)
+
+
+def _with_inputs(model: Model) -> Model:
+    """`model` with its tf.data iterators replaced by placeholders, noted."""
+    if model.main.ops_of(ITERATOR_OPS):
+        model.notes.extend(replace_iterators(model.main))
     return model
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -27,6 +27,8 @@ class Model:
     # Where the variables came from, when the model was read from a checkpoint:
     # the same checkpoint then supplies the moving statistics.
     checkpoint: Path | None = None
+    # What loading changed so that the graph can be fed (iterators made placeholders).
+    notes: list[str] = field(default_factory=list)
 
     @cached_property
     def main(self) -> GraphView:

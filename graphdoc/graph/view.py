@@ -617,6 +617,20 @@ class GraphView:
         set_const_value(node, value)
         self._set_op(index, "Const")
 
+    def replace_node(self, name: str, node: NodeDef) -> None:
+        """Make `name` the node `node` (same name; its op, attributes and inputs), inputs existing."""
+        if node.name != name:
+            raise EditError(f"cannot replace {name} with a node named {node.name}")
+        data = tuple(self._parse_data_ref(ref) for ref in node.input if not ref.startswith("^"))
+        controls = tuple(ref[1:] for ref in node.input if ref.startswith("^"))
+        for tensor in data:
+            if tensor.node not in self:
+                raise EditError(f"cannot replace {name}: {tensor} does not exist")
+        index = self._ids[name]
+        self.nodes[name].CopyFrom(node)
+        self._set_inputs(index, data, controls)
+        self._set_op(index, node.op)
+
     def make_identity(self, name: str, tensor: Tensor) -> None:
         """Turn `name` into Identity(tensor), keeping its name, dtype and control inputs."""
         index = self._ids[name]

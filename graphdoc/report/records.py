@@ -30,5 +30,6 @@ def model_record(model: Model, findings: list[Finding], outputs: list[str]) -> d
         "functions": len(model.graph_def.library.function),
         "outputs": outputs,
         "unknown_ops": model.unknown_ops(),
+        "notes": model.notes,
         "findings": [finding_record(finding) for finding in findings],
     }

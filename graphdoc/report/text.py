@@ -131,6 +131,8 @@ def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int
         text.append(f", {functions} library functions")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")
     text.append(f"\noutputs: {shown}" + (" (inferred; set with --outputs)" if inferred else ""), style="dim")
+    for note in model.notes:
+        text.append(f"\n{note}", style="dim")
     unknown = model.unknown_ops()
     if unknown:
         text.append(
@@ -176,6 +178,8 @@ def render_probe(console: Console, model: Model, report) -> None:
     text = Text()
     text.append(str(model.path), style="bold")
     text.append(f"  probed {report.probed} tensors: one sample alone, in two batches of {report.batch}, twice")
+    for note in report.notes:
+        text.append(f"\n{note}", style="dim")
     console.print(text)
     if report.roots:
         table = _table("Where the sample's result starts to depend on its batch", ("#", "Node", "Op", "Divergence",
@@ -204,7 +208,10 @@ def render_verification(console: Console, verification) -> None:
 
 
 def render_comparison(console: Console, first: Model, second: Model, comparison, tolerance: float) -> None:
-    console.print(Text(f"{first.path}  vs  {second.path}  (same {comparison.batch} inputs)", style="bold"))
+    text = Text(f"{first.path}  vs  {second.path}  (same {comparison.batch} inputs)", style="bold")
+    for note in comparison.notes:
+        text.append(f"\n{note}", style="dim")
+    console.print(text)
     table = _table("Outputs", ("Output", "Shape", "Max abs diff", "Max rel diff"))
     for difference in comparison.outputs:
         name = difference.name if difference.name == difference.other_name else f"{difference.name} / {difference.other_name}"

@@ -281,4 +281,5 @@ def _channels(view: GraphView, normalization: _Normalization | None) -> int | No
 def _layer_scope(view: GraphView, model: Model, mean: str) -> str:
     # `<layer>/moments/mean`: the layer's scope is what precedes `moments`.
     scope = layer_scope(view, model, mean)
-    return scope_of(scope) if scope.endswith("moments") else scope
+    layer = scope_of(scope) if scope.endswith("moments") else scope
+    return layer or scope  # `moments/mean` at the root of the graph: the layer is `moments`

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ from graphdoc.errors import GraphdocError
 from graphdoc.graph.model import Model
 from graphdoc.rewrite.fixer import op_counts
 from graphdoc.rewrite.outputs import resolve_outputs
-from graphdoc.verify.inputs import graph_inputs, samples
+from graphdoc.verify.inputs import batch_size, data_inputs, described, samples, settings_of
+from graphdoc.verify.runnable import runnable
 from graphdoc.verify.safety import refuse_unsafe
 
 
@@ -31,6 +32,7 @@ class Comparison:
     ops_before: Counter
     ops_after: Counter
     batch: int
+    notes: list[str] = field(default_factory=list)  # what the runs changed (runnable copies, settings fed)
 
 
 def compare(first: Model, second: Model, *, outputs=None, data: Path | None = None, shapes=None,
@@ -50,14 +52,19 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
                 "name them with --outputs"
             )
         other_names = inferred
-    missing = set(graph_inputs(first)) ^ set(graph_inputs(second))
+    missing = set(data_inputs(first)) ^ set(data_inputs(second))
     if missing:
         raise GraphdocError(f"the graphs take different inputs: {', '.join(sorted(missing))} is in only one")
-    feed = samples(first, batch, data=data, shapes=shapes)
-    with GraphRunner(first.graph_def) as runner:
-        values = runner.run([f"{n}:0" for n in names], feed)
-    with GraphRunner(second.graph_def) as runner:
-        other_values = runner.run([f"{n}:0" for n in other_names], feed)
+    shared = samples(first, batch_size(first) or batch, data=data, shapes=shapes).data  # both see the same
+    runs, notes = [], []
+    for model, fetched in ((first, names), (second, other_names)):
+        prepared = runnable(model, relax_batch=False)
+        # A setting one graph has and the other not (a switch the fix bound) is fed where it is.
+        settings = settings_of(prepared.model)
+        notes += [note for note in prepared.neutralized + described(settings) if note not in notes]
+        with GraphRunner(prepared.model.graph_def) as runner:
+            runs.append(runner.run([f"{n}:0" for n in fetched], {**shared, **settings}))
+    values, other_values = runs
     differences = []
     for name, other, a, b in zip(names, other_names, values, other_values, strict=True):
         if np.shape(a) != np.shape(b):
@@ -65,4 +72,5 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
         gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0
         scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
         differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
-    return Comparison(differences, op_counts(first), op_counts(second), batch)
+    return Comparison(differences, op_counts(first), op_counts(second), batch, notes)
+

@@ -1,7 +1,14 @@
-"""Inputs to run a graph with: the user's arrays, or samples synthesized from the placeholders."""
+"""Inputs to run a graph with: the user's arrays, or samples synthesized from the placeholders.
+
+Placeholders have roles. Data inputs have a batch dimension and are
+stacked along it. A scalar placeholder is a switch or a hyperparameter (a
+bool `training`, an int step, a float `keep_prob`): it is fed one value,
+never asked for a shape. A placeholder with a default needs no feed.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +21,53 @@ from graphdoc.sources.calibration import load_inputs
 _FLOAT_TYPES = {1: np.float32, 2: np.float64, 19: np.float16}
 _INT_TYPES = {3: np.int32, 9: np.int64}
 _DT_BOOL = 10
+# What a scalar setting without a default is fed: its value in training (a switch on,
+# dropout's keep probability 1), the graph as its training script ran it.
+_SETTING_VALUES = {_DT_BOOL: (np.bool_, True), 3: (np.int32, 1), 9: (np.int64, 1),
+                   1: (np.float32, 1.0), 2: (np.float64, 1.0)}
+
+
+@dataclass
+class Inputs:
+    """Samples for a graph's data inputs (stacked along axis 0) and the values of its settings."""
+
+    data: dict[str, np.ndarray]
+    settings: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def rows(self, index) -> dict[str, np.ndarray]:
+        """A feed: the data inputs' rows at `index` (a slice or a list), and the settings."""
+        return {**{name: array[index] for name, array in self.data.items()}, **self.settings}
+
+    def feed(self) -> dict[str, np.ndarray]:
+        return self.rows(slice(None))
+
+    def described_settings(self) -> list[str]:
+        return described(self.settings)
+
+
+def described(settings: dict[str, np.ndarray]) -> list[str]:
+    return [f"{name} (a scalar setting) fed {value.item()!r}" for name, value in settings.items()]
 
 
 def graph_inputs(model: Model) -> list[str]:
     """The Placeholders of the main graph: what must be fed (placeholders with defaults need not)."""
     return model.main.ops_of({"Placeholder"})
+
+
+def data_inputs(model: Model) -> list[str]:
+    """The placeholders that carry data: every one but the scalar settings."""
+    return [name for name in graph_inputs(model) if not _is_setting(model, name)]
+
+
+def batch_size(model: Model) -> int | None:
+    """The batch the data inputs are fixed at ([1, H, W, C]), or None where it can vary."""
+    sizes = {(model.main.attr(name, "shape") or [-1])[0] for name in data_inputs(model)}
+    fixed = {size for size in sizes if size is not None and size > 0}
+    return min(fixed) if fixed and len(sizes) == len(fixed) else None
+
+
+def _is_setting(model: Model, name: str) -> bool:
+    return model.main.attr(name, "shape") == [] and model.main.attr(name, "dtype") in _SETTING_VALUES
 
 
 def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
@@ -35,27 +84,41 @@ def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
     return shapes
 
 
-def samples(model: Model, count: int, *, data: Path | None = None, shapes=None, seed: int = 0) -> dict[str, np.ndarray]:
-    """`count` samples for every graph input, stacked along a batch dimension."""
-    names = graph_inputs(model)
+def samples(model: Model, count: int, *, data: Path | None = None, shapes=None, seed: int = 0) -> Inputs:
+    """`count` samples for every data input, stacked along a batch dimension, and the settings."""
+    names, settings = data_inputs(model), settings_of(model)
     if data is not None:
         arrays = load_inputs(data, names)
+        for name, array in arrays.items():
+            if np.ndim(array) == 0:
+                raise GraphdocError(f"{data}: the array for {name!r} is a scalar; data inputs need a batch of samples")
         available = len(next(iter(arrays.values())))
         if available < count:
-            raise GraphdocError(f"{data} holds {available} samples; the probe needs at least {count}")
-        return {name: array[:count] for name, array in arrays.items()}
+            raise GraphdocError(f"{data} holds {available} samples; running the graph needs at least {count}")
+        return Inputs({name: array[:count] for name, array in arrays.items()}, settings)
     rng = np.random.default_rng(seed)
-    return {name: _synthesize(model, name, count, (shapes or {}).get(name), rng) for name in names}
+    return Inputs({name: _synthesize(model, name, count, (shapes or {}).get(name), rng) for name in names}, settings)
+
+
+def settings_of(model: Model) -> dict[str, np.ndarray]:
+    """What each scalar setting without a default is fed."""
+    settings = {}
+    for name in graph_inputs(model):
+        if _is_setting(model, name):
+            dtype, value = _SETTING_VALUES[model.main.attr(name, "dtype")]
+            settings[name] = np.asarray(value, dtype=dtype)
+    return settings
 
 
 def _synthesize(model: Model, name: str, count: int, given, rng) -> np.ndarray:
+    """`count` rows for `name`, whatever its batch dimension: the caller batches them."""
     dtype = model.main.attr(name, "dtype")
     shape = given if given is not None else model.main.attr(name, "shape")
     if shape is None:
         raise GraphdocError(f"input {name!r} has an unknown shape; give it with --input-shape {name}=-1,...")
     dims = list(shape)
-    if not dims or dims[0] not in (-1, None):
-        raise GraphdocError(f"input {name!r} has shape {dims} with no batch dimension to vary")
+    if not dims:
+        raise GraphdocError(f"input {name!r} is a scalar graphdoc cannot synthesize; give data with --inputs")
     if any(d is None or d < 0 for d in dims[1:]):
         raise GraphdocError(f"input {name!r} has unknown dimensions {dims}; give them with --input-shape {name}=-1,...")
     full = (count, *dims[1:])

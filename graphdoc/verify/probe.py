@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,8 @@ from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.ops import MERGE_OPS, SWITCH_OPS
 from graphdoc.rewrite.outputs import infer_outputs
 from graphdoc.rules import Finding
-from graphdoc.verify.inputs import samples
+from graphdoc.verify.inputs import Inputs, batch_size, samples
+from graphdoc.verify.runnable import runnable
 from graphdoc.verify.safety import refuse_unsafe
 
 if TYPE_CHECKING:
@@ -68,6 +69,35 @@ class ProbeReport:
     diverging: int  # how many probed tensors diverge at all
     probed: int  # how many tensors had a batch dimension and were compared
     batch: int
+    notes: list[str] = field(default_factory=list)  # what the run changed or could not check
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The probe's four runs: s0 alone, s0 first in batch A, A again, s0 last in batch B.
+
+    Without a run of s0 alone (a fixed batch, or ghost batches that need a
+    multiple of V), s0 is compared between A and B; in a batch fixed at one,
+    only run-to-run randomness can be seen.
+    """
+
+    size: int  # the batch of A and B
+    alone: bool = True
+    across_batches: bool = True
+
+    def feeds(self, inputs: Inputs) -> tuple[dict, dict, dict, dict]:
+        size = self.size
+        batch_a = inputs.rows(slice(0, size))
+        batch_b = inputs.rows([*range(size, 2 * size - 1), 0])
+        return (inputs.rows(slice(0, 1)) if self.alone else batch_a), batch_a, batch_a, batch_b
+
+    @property
+    def note(self) -> str | None:
+        if not self.across_batches:
+            return "the batch is fixed at 1: only run-to-run randomness was checked, not batch dependence"
+        if not self.alone:
+            return f"sample 0 was compared between two batches of {self.size}, not run alone"
+        return None
 
 
 def probe(
@@ -83,30 +113,44 @@ def probe(
 ) -> ProbeReport:
     """Run `model` and report the roots of batch dependence and run-to-run randomness.
 
-    `runner`, if given, already holds `model`'s graph (importing a large graph
-    takes seconds); `status` hears which group of tensors is being run.
+    What runs is a copy TensorFlow can run (graphdoc/verify/runnable.py): its
+    variable writes removed, a fixed batch relaxed, or kept where the graph
+    needs it. `runner`, if given, already holds a runnable `model` (importing
+    a large graph takes seconds); `status` hears which group of tensors is
+    being run.
     """
+    refuse_unsafe(model, allow=allow_unsafe, purpose="probing")
+    run = {"findings": findings, "data": data, "shapes": shapes, "outputs": outputs, "status": status}
+    if runner is not None:
+        return _probe(model, runner=runner, **run)
+    prepared = runnable(model)
+    try:
+        report = _probe(prepared.model, **run)
+    except GraphdocError:
+        if not prepared.relaxed:
+            raise
+        prepared = runnable(model, relax_batch=False)  # the graph needs its fixed batch
+        report = _probe(prepared.model, **run)
+    report.notes[:0] = prepared.neutralized
+    return report
+
+
+def _probe(model: Model, *, findings, data, shapes, outputs, status, runner: GraphRunner | None = None) -> ProbeReport:
     from graphdoc.tf.runner import GraphRunner
 
-    refuse_unsafe(model, allow=allow_unsafe, purpose="probing")
     view = model.main
-    inputs = samples(model, 2 * BATCH - 1, data=data, shapes=shapes)
-    alone = {name: array[:1] for name, array in inputs.items()}
-    batch_a = {name: array[:BATCH] for name, array in inputs.items()}
-    batch_b = {name: np.concatenate([array[BATCH:], array[:1]]) for name, array in inputs.items()}
+    fixed = batch_size(model)
+    plans = [_Plan(BATCH), _Plan(BATCH, alone=False)] if fixed is None else [
+        _Plan(fixed, alone=False, across_batches=fixed > 1)]
+    inputs = samples(model, 2 * plans[0].size - 1, data=data, shapes=shapes)
     # Only what the outputs compute: a leftover random op that feeds nothing is no divergence.
     loops = inside_loops(view)
     wanted = view.needed_by(outputs or infer_outputs(view)) - _inside_branches(view) - loops
-    feeds = (alone, batch_a, batch_a, batch_b)
-    with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs) as runner:
+    with contextlib.nullcontext(runner) if runner else GraphRunner(model.graph_def, inputs.feed()) as runner:
         fetches = [name for name in runner.floating_outputs() if name.rsplit(":", 1)[0] in wanted]
-        groups = runner.fetch_groups(fetches, (1, BATCH, BATCH, BATCH), FETCH_BUDGET)
-        try:
-            differences = _run_probe(runner, groups, feeds, status)
-        except GraphdocError:
-            # Ghost batches reshape the batch into groups of V: a training graph with them
-            # cannot run one sample alone. s0 is then compared between its two batches.
-            differences = _run_probe(runner, groups, (batch_a, batch_a, batch_a, batch_b), status, alone=False)
+        sizes = (1, plans[0].size, plans[0].size, plans[0].size)
+        groups = runner.fetch_groups(fetches, sizes, FETCH_BUDGET)
+        plan, differences = _run_plans(runner, groups, plans, inputs, status)
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
     in_loops = [finding for name, finding in explained.items() if name in loops]
@@ -115,7 +159,21 @@ def probe(
                    in_loops[0] if in_loops and view.op(node) == "Exit" else _explain(view, node, explained))
         for node in _roots(view, diverging)
     ]
-    return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=BATCH)
+    notes = [*inputs.described_settings(), *([plan.note] if plan.note else [])]
+    if loops:
+        notes.append(f"{len(loops)} node(s) inside while loops are seen through the loops' outputs")
+    return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=plan.size, notes=notes)
+
+
+def _run_plans(runner, groups, plans: list[_Plan], inputs: Inputs, status) -> tuple[_Plan, dict]:
+    """Run the first plan the graph can run; a later one only when an earlier one's runs fail
+    (ghost batches: a training graph that cannot run one sample alone)."""
+    for plan in plans[:-1]:
+        try:
+            return plan, _run_probe(runner, groups, plan, inputs, status)
+        except GraphdocError:
+            continue
+    return plans[-1], _run_probe(runner, groups, plans[-1], inputs, status)
 
 
 def _roots(view: GraphView, diverging: set[str]) -> list[str]:
@@ -136,21 +194,24 @@ def _roots(view: GraphView, diverging: set[str]) -> list[str]:
     return roots
 
 
-def _run_probe(runner: GraphRunner, groups: list[list[str]], feeds, status, *, alone: bool = True):
+def _run_probe(runner: GraphRunner, groups: list[list[str]], plan: _Plan, inputs: Inputs, status):
     differences: dict[str, tuple[float, float]] = {}
-    for number, (group, runs) in enumerate(zip(groups, runner.run_in_groups(groups, feeds), strict=True), 1):
+    runs_of_groups = runner.run_in_groups(groups, plan.feeds(inputs))
+    for number, (group, runs) in enumerate(zip(groups, runs_of_groups, strict=True), 1):
         status(f"probing: {number} of {len(groups)} groups of tensors run")
-        differences.update(_differences(group, runs, alone=alone))
+        differences.update(_differences(group, runs, plan))
     return differences
 
 
-def _differences(fetches: list[str], runs, *, alone: bool = True) -> dict[str, tuple[float, float]]:
+def _differences(fetches: list[str], runs, plan: _Plan) -> dict[str, tuple[float, float]]:
     """Per node (its first comparable floating output): batch and run-to-run differences.
 
-    A tensor with a batch dimension is compared on s0's slice; a tensor whose
-    shape does not follow the batch (a batch mean, a weight) must be the same
-    whole in every run. Without a run of s0 alone, s0 is compared between
-    its two batches only.
+    A tensor that follows the batch is compared on s0's rows: the block of
+    its batch axis that is s0's (row 0; rows 0 to k-1 when the batch is
+    flattened into k rows a sample; the axis is where s0 alone and the batch
+    differ in length, so a time-major tensor is compared on its axis 1).
+    A tensor whose shape does not follow the batch (a batch mean, a weight)
+    must be the same whole in every run.
     """
     single, batch_a, again, batch_b = runs
     found: dict[str, tuple[float, float]] = {}
@@ -159,15 +220,37 @@ def _differences(fetches: list[str], runs, *, alone: bool = True) -> dict[str, t
         s, a, a2, b = single[index], batch_a[index], again[index], batch_b[index]
         if node in found or np.shape(a) != np.shape(b) or np.size(a) == 0:
             continue
-        if np.ndim(a) and a.shape[0] == BATCH and (np.shape(s)[:1] == (1,) or not alone):
-            pairs = ((s[0], a[0]), (a[0], b[-1])) if alone else ((a[0], b[-1]),)
-        elif np.shape(s) == np.shape(a):
-            pairs = ((s, a), (a, b))
-        else:
+        pairs = _sample_pairs(s, a, b, plan)
+        if pairs is None:
             continue
         scale = max(float(np.max(np.abs(a))), 1e-12)
-        found[node] = (max(_max_abs(x, y) for x, y in pairs) / scale, _max_abs(a, a2) / scale)
+        batch = max((_max_abs(x, y) for x, y in pairs), default=0.0) / scale if plan.across_batches else 0.0
+        found[node] = (batch, _max_abs(a, a2) / scale)
     return found
+
+
+def _sample_pairs(s, a, b, plan: _Plan):
+    """The pairs of s0's values to compare (alone vs in A, in A vs in B), or None if `a` cannot be
+    placed."""
+    if not plan.alone:  # no run alone to tell a batched axis by: axis 0 of the batch's length
+        return ((a[:1], b[-1:]),) if np.ndim(a) and a.shape[0] == plan.size else ((a, b),)
+    axis = _batch_axis(np.shape(s), np.shape(a), plan.size)
+    if axis is None:
+        return ((s, a), (a, b)) if np.shape(s) == np.shape(a) else None
+    rows = np.shape(s)[axis]
+    first, last = (np.take(x, range(start, start + rows), axis=axis)
+                   for x, start in ((a, 0), (b, np.shape(b)[axis] - rows)))
+    return ((s, first), (first, last))
+
+
+def _batch_axis(alone: tuple[int, ...], batched: tuple[int, ...], size: int) -> int | None:
+    """The axis along which the batch stacks s0's rows: where s0 alone is `size` times shorter."""
+    if len(alone) != len(batched):
+        return None
+    differing = [axis for axis, (x, y) in enumerate(zip(alone, batched, strict=True)) if x != y]
+    if len(differing) == 1 and batched[differing[0]] == size * alone[differing[0]]:
+        return differing[0]
+    return None
 
 
 def _max_abs(x: np.ndarray, y: np.ndarray) -> float:

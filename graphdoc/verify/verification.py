@@ -27,10 +27,9 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.view import Tensor
 from graphdoc.rewrite import FixReport
 from graphdoc.rules import LayerFormula
-from graphdoc.rewrite.fixer import apply_fixes, copy_model
-from graphdoc.scanning import scan
-from graphdoc.verify.inputs import samples
+from graphdoc.verify.inputs import batch_size, samples
 from graphdoc.verify.probe import BATCH, FETCH_BUDGET, probe
+from graphdoc.verify.runnable import runnable
 from graphdoc.verify.safety import refuse_unsafe
 
 if TYPE_CHECKING:
@@ -64,16 +63,32 @@ class Verification:
 
 def verify(original: Model, report: FixReport, *, data: Path | None = None, shapes=None,
            allow_unsafe: bool = False, status: Callable[[str], None] = lambda message: None) -> Verification:
-    """Run the three checks on `report.fixed`; never raises for a failed check, only for bad input.
+    """Run the checks on `report.fixed`; never raises for a failed check, only for bad input.
 
-    `status` hears what is running: on a large model each check takes a while.
+    What runs are copies TensorFlow can run (graphdoc/verify/runnable.py), of
+    the fixed graph and of the original alike: variable writes removed, a
+    fixed batch relaxed, or kept where the graph needs it. `status` hears
+    what is running: on a large model each check takes a while.
     """
+    refuse_unsafe(original, allow=allow_unsafe, purpose="verifying the fix")
+    for relax in (True, False):
+        prepared = runnable(report.fixed, relax_batch=relax)
+        verification = _verify_runnable(original, report, prepared.model, data=data, shapes=shapes, relax=relax,
+                                        status=status)
+        if verification.checks[0].passed or not prepared.relaxed:
+            return verification
+        # The copy with its batch relaxed does not run: the graph needs the batch it was given.
+    return verification
+
+
+def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, shapes, relax: bool,
+                     status: Callable[[str], None]) -> Verification:
+    """The checks on `fixed`, the runnable copy of `report.fixed`."""
     from graphdoc.tf.runner import GraphRunner
 
-    fixed = report.fixed
-    refuse_unsafe(original, allow=allow_unsafe, purpose="verifying the fix")
     verification = Verification()
-    batch = samples(fixed, BATCH, data=data, shapes=shapes)
+    size = batch_size(fixed) or BATCH
+    batch = samples(fixed, size, data=data, shapes=shapes).feed()
     with contextlib.ExitStack() as stack:
         try:
             status("importing the fixed graph into TensorFlow")
@@ -83,18 +98,27 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
             verification.checks.append(Check("imports and runs", False, str(error)))
             return verification
         verification.checks.append(
-            Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {BATCH}"))
-        roots = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner,
-                      status=status).roots
-        detail = "no node depends on the batch or changes between runs" if not roots else (
-            f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
-        )
-        verification.checks.append(Check("batch-independent and deterministic", not roots, detail))
-        verification.checks.append(_untouched_nodes_agree(original, fixed, batch, runner, status))
+            Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {size}"))
+        probed = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner,
+                       status=status)
+        verification.checks.append(_independence(probed))
+        before = runnable(original, relax_batch=relax).model
+        verification.checks.append(
+            _untouched_nodes_agree(_untouched(original, report.fixed), before, batch, runner, size, status))
         formulas = [f.fix.formula for f in report.applied if f.fix is not None and f.fix.formula is not None]
         if formulas:
             verification.checks.append(_layers_follow_their_formula(fixed, formulas, batch, runner))
     return verification
+
+
+def _independence(probed) -> Check:
+    roots = probed.roots
+    detail = "no node depends on the batch or changes between runs" if not roots else (
+        f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
+    )
+    if probed.notes and not roots:
+        detail += f" ({'; '.join(probed.notes)})"
+    return Check("batch-independent and deterministic", not roots, detail)
 
 
 def _layers_follow_their_formula(fixed: Model, formulas: list[LayerFormula], batch, runner: GraphRunner) -> Check:
@@ -151,14 +175,14 @@ def _formula_difference(formula: LayerFormula, values: list[np.ndarray]) -> tupl
     return _relative_difference(expected, output), tolerance
 
 
-def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRunner,
+def _untouched_nodes_agree(untouched: set[str], original: Model, batch, after: GraphRunner, size: int,
                            status: Callable[[str], None]) -> Check:
-    """`after` holds the fixed graph."""
+    """`after` holds the fixed graph; `original` is the original's runnable copy."""
     from graphdoc.tf.runner import GraphRunner
 
     name = "untouched nodes unchanged"
-    common = {f"{n}:0" for n in _untouched(original, fixed)}
-    runnable = _runnable(original)
+    common = {f"{n}:0" for n in untouched}
+    runnable = original
     worst, where = 0.0, ""
     status("importing the original graph into TensorFlow")
     try:
@@ -167,7 +191,7 @@ def _untouched_nodes_agree(original: Model, fixed: Model, batch, after: GraphRun
             fetches = [fetch for fetch in before.floating_outputs() if fetch in common]  # graph order
             if not fetches:
                 return Check(name, None, "no node upstream of the fix has a floating-point output")
-            groups = before.fetch_groups(fetches, (BATCH, BATCH), FETCH_BUDGET)
+            groups = before.fetch_groups(fetches, (size, size), FETCH_BUDGET)
             runs = zip(groups, before.run_in_groups(groups, [batch]), after.run_in_groups(groups, [batch]), strict=True)
             for number, (group, [values_before], [values_after]) in enumerate(runs, 1):
                 status(f"comparing untouched nodes: {number} of {len(groups)} groups of tensors run")
@@ -200,15 +224,3 @@ def _untouched(original: Model, fixed: Model) -> set[str]:
         if name in changed or any(t.node in tainted for t in view.inputs(name)):
             tainted.add(name)
     return set(after) - tainted
-
-
-def _runnable(original: Model) -> Model:
-    """The original with its variable updates removed: frozen, they would stop it importing."""
-    findings = [f for f in scan(original) if f.code == "GD303" and f.fix is not None]
-    if not findings:
-        return original
-    copy = copy_model(original)
-    apply_fixes(copy, findings)
-    for view in copy.views:
-        view.compact()
-    return copy
