@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     except GraphdocError as error:
         if args.debug:
             traceback.print_exc()
+            if error.detail:
+                print(error.detail, file=sys.stderr)
         print(f"graphdoc: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     finally:

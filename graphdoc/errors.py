@@ -2,7 +2,14 @@
 
 
 class GraphdocError(Exception):
-    """A problem with the user's input or request, explained in one sentence (exit code 2)."""
+    """A problem with the user's input or request, explained in one sentence (exit code 2).
+
+    `detail` is what the sentence was made from (TensorFlow's whole message), shown under --debug.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
 
 
 class LoadError(GraphdocError):

@@ -563,3 +563,155 @@ def _update_moving_statistics(mean, variance, decay=0.9):
             update = moving_averages.assign_moving_average(tf.compat.v1.get_variable(name), value, decay,
                                                            zero_debias=False)
             tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)
+
+
+# -- 10. Issue 18: graphs as they come from training ------------------------------------------
+#
+# Graphs that probe, compare and fix's verification must run as they are: a placeholder with a
+# fixed batch, data read from a tf.data iterator (no placeholder at all), an output that flattens
+# the batch into its first dimension, and a plain bool "training" placeholder with no default.
+# Each is trained for real steps; the inference reference is the same model built with
+# training=False on the same input placeholder (name and shape) with the same weights.
+#
+# Which need `fix --checkpoint PREFIX`: only iterator_input (its training graph is frozen for the
+# output alone, as a TF1 script freezes it: the moving statistics are in the checkpoint only). The
+# others keep their moving statistics as Consts beside the output (keep_statistics).
+
+import numpy as np  # noqa: E402
+
+ITERATOR_BATCH = 8
+TRAINING_SWITCH = "training"
+
+
+def _train_fixed_shape(model_fn, shape, directory, *, keep_statistics=True, steps=30, learning_rate=0.01) -> Trained:
+    """train_tf1 on an "input" placeholder of the full `shape` (its batch fixed), keeping the moving
+    statistics as Consts; the inference reference is built on the same fixed-shape placeholder."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    prefix = str(Path(directory) / "model.ckpt")
+    batch, *sample = shape
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, shape, name=INPUT)
+        step = _training_step(tf.identity(model_fn(x, True), name=OUTPUT), learning_rate, True)
+        saver = tf.compat.v1.train.Saver()
+        keep = [OUTPUT, *(statistics_names(graph) if keep_statistics else [])]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            data = zoo.training_data(tuple(sample), steps * batch)
+            for i in range(steps):
+                session.run(step, {x: data[i * batch : (i + 1) * batch]})
+            saver.save(session, prefix)
+            frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), keep)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, shape, name=INPUT)
+        tf.identity(model_fn(x, False), name=OUTPUT)
+        with tf.compat.v1.Session() as session:
+            tf.compat.v1.train.Saver().restore(session, prefix)
+            inference = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), [OUTPUT])
+    return Trained(Pair(frozen.SerializeToString(), inference.SerializeToString(), tuple(sample)), prefix)
+
+
+def fixed_batch(batch: int, directory) -> Trained:
+    """18a. zoo.slim_conv_stack(fused=True) (tf-slim conv + fused BatchNorm "conv1/BatchNorm",
+    "conv2/BatchNorm", slim.dropout) on an "input" placeholder of FIXED shape [batch, 16, 16, 3],
+    trained with batches of `batch`; the reference has the same fixed placeholder. Statistics kept
+    (no checkpoint needed). pair.input_shape is the sample shape (16, 16, 3)."""
+    return _train_fixed_shape(zoo.slim_conv_stack(fused=True), (batch, 16, 16, 3), directory)
+
+
+def iterator_model(x, training):
+    """18b's model: tf-slim conv + fused BatchNorm ("conv1/BatchNorm"), conv + BatchNorm
+    ("conv2/BatchNorm"), global average pool, slim.dropout, 5 logits."""
+    return zoo.slim_conv_stack(fused=True)(x, training)
+
+
+def iterator_input(directory, *, steps=30, count=68, learning_rate=0.01) -> Trained:
+    """18b. A TF1 training script reading its data from tf.data: (image, label) pairs from numpy
+    arrays (images (count, 16, 16, 3) float32, labels (count, 5) float32), repeated, batched by
+    ITERATOR_BATCH with drop_remainder=False (so the batch dimension is None), read through
+    tf.compat.v1.data.make_one_shot_iterator(...).get_next() ("IteratorGetNext"). iterator_model
+    trained `steps` steps on a regression to the labels, saved as a TF1 checkpoint, and frozen with
+    convert_variables_to_constants for "output" alone: the frozen graph holds OneShotIterator and
+    IteratorGetNext (output_types [float, float], output_shapes [[?, 16, 16, 3], [?, 5]]) and no
+    placeholder; its moving statistics are pruned (fix it with --checkpoint trained.prefix).
+    The reference is iterator_model in inference mode on a placeholder "input" (None, 16, 16, 3),
+    restored from the checkpoint."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    prefix = str(Path(directory) / "model.ckpt")
+    images = zoo.training_data((16, 16, 3), count)
+    labels = np.linspace(-1.0, 1.0, count * 5, dtype=np.float32).reshape(count, 5)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(ITERATOR_BATCH,
+                                                                                      drop_remainder=False)
+        x, target = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+        y = tf.identity(iterator_model(x, True), name=OUTPUT)
+        loss = tf.reduce_mean(tf.square(y - target))
+        with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
+            step = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss)
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            for _ in range(steps):
+                session.run(step)
+            saver.save(session, prefix)
+            frozen = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), [OUTPUT])
+    inference = zoo._inference_from_checkpoint(iterator_model, (16, 16, 3), prefix)
+    return Trained(Pair(frozen.SerializeToString(), inference, (16, 16, 3)), prefix)
+
+
+def flattened_batch_model():
+    """18c's model: a sequence (None, 12, 4) -> tf.compat.v1.layers conv1d (8 filters, width 3,
+    "same") -> batch_normalization "bn1" (training) -> ReLU -> dense "proj" (4) -> reshaped to
+    (-1, 4): the output (B*12, 4) flattens the batch into its first dimension."""
+
+    def model(x, training):
+        layers = _layers()
+        init = {"kernel_initializer": tf.compat.v1.glorot_uniform_initializer()}
+        y = layers.conv1d(x, 8, 3, padding="same", name="conv1", **init)
+        y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=training, name="bn1"))
+        y = layers.dense(y, 4, name="proj", **init)
+        return tf.reshape(y, [-1, 4])
+
+    return model
+
+
+def flattened_batch_output(directory) -> Trained:
+    """18c. flattened_batch_model trained on "input" (None, 12, 4); statistics kept (no checkpoint)."""
+    return train_tf1(flattened_batch_model(), (12, 4), directory, keep_statistics=True)
+
+
+def scalar_bool_switch_model(*, control_flow_v2: bool = False):
+    """18d's model: `training = tf.compat.v1.placeholder(tf.bool, [], name="training")` (plain, no
+    default) feeding tf.compat.v1.layers conv "conv1", batch_normalization(training=training) "bn1",
+    conv "conv2", batch_normalization "bn2", dropout(0.5, training=training) and dense "logits".
+    The layers put their training side under tf.cond (control flow v1 Switch/Merge unless
+    `control_flow_v2`). The inference build passes the Python False."""
+
+    def model(x, training):
+        layers = _layers()
+        init = {"kernel_initializer": tf.compat.v1.glorot_uniform_initializer()}
+        with control_flow(control_flow_v2):
+            switch = tf.compat.v1.placeholder(tf.bool, [], name=TRAINING_SWITCH) if training else False
+            y = layers.conv2d(x, 8, 3, name="conv1", **init)
+            y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=switch, name="bn1"))
+            y = layers.conv2d(y, 8, 3, strides=2, name="conv2", **init)
+            y = tf.nn.relu(layers.batch_normalization(y, momentum=0.9, training=switch, name="bn2"))
+            y = layers.dropout(tf.reduce_mean(y, axis=[1, 2]), 0.5, training=switch, name="dropout")
+            return layers.dense(y, 5, name="logits", **init)
+
+    return model
+
+
+def scalar_bool_switch(directory, *, control_flow_v2: bool = False) -> Trained:
+    """18d. scalar_bool_switch_model trained on "input" (None, 16, 16, 3) with {"training:0": True}
+    fed at every step; the frozen training graph keeps the plain "training" placeholder (bool, []),
+    and the moving statistics as Consts (no checkpoint needed)."""
+    trained = train_tf1(scalar_bool_switch_model(control_flow_v2=control_flow_v2), (16, 16, 3), directory,
+                        feeds={f"{TRAINING_SWITCH}:0": True}, keep_statistics=True)
+    if control_flow_v2:
+        trained.pair.training = mend_frozen_returns(trained.pair.training)
+    return trained

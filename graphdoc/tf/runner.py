@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -71,7 +72,20 @@ class GraphRunner:
         try:
             return self._session.run(fetches, {_tensor_name(k): v for k, v in feeds.items()})
         except tf.errors.OpError as error:
-            raise GraphdocError(f"TensorFlow could not run the graph: {_cause(error)}") from None
+            raise GraphdocError(f"TensorFlow could not run the graph: {self._explained(error)}",
+                                detail=error.message) from None
+
+    def _explained(self, error: tf.errors.OpError) -> str:
+        """TensorFlow's reason, with the node it names and that node's op."""
+        cause = _cause(error)
+        named = _NODE_IN_MESSAGE.search(error.message)
+        if named is None:
+            return cause
+        try:
+            op = self._graph.get_operation_by_name(named.group(1)).type
+        except (KeyError, ValueError):
+            return cause
+        return f"at {named.group(1)} ({op}): {_NODE_IN_MESSAGE.sub(lambda m: m.group(1), cause)}"
 
     def run_in_groups(self, groups: list[list[str]], feeds: Sequence[dict[str, np.ndarray]]) -> Iterator[list[list]]:
         """For each group of fetches (in graph order), its values under each feed.
@@ -166,6 +180,9 @@ def _fill_unknown_dimensions(graph_def, shapes: Mapping[str, tuple[int, ...]]) -
             for dim, size in zip(shape.dim[1:], given[1:], strict=True):
                 if dim.size == -1:
                     dim.size = size
+
+
+_NODE_IN_MESSAGE = re.compile(r"\{\{node ([^}]+)\}\}")
 
 
 def _cause(error: tf.errors.OpError) -> str:

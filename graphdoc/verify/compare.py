@@ -52,7 +52,8 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
                 "name them with --outputs"
             )
         other_names = inferred
-    missing = set(data_inputs(first)) ^ set(data_inputs(second))
+    # Only the inputs the outputs read: a fix prunes one that fed nothing (an iterator's labels).
+    missing = _needed_inputs(first, names) ^ _needed_inputs(second, other_names)
     if missing:
         raise GraphdocError(f"the graphs take different inputs: {', '.join(sorted(missing))} is in only one")
     shared = samples(first, batch_size(first) or batch, data=data, shapes=shapes).data  # both see the same
@@ -63,7 +64,8 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
         settings = settings_of(prepared.model)
         notes += [note for note in prepared.neutralized + described(settings) if note not in notes]
         with GraphRunner(prepared.model.graph_def) as runner:
-            runs.append(runner.run([f"{n}:0" for n in fetched], {**shared, **settings}))
+            own = {name: array for name, array in shared.items() if name in prepared.model.main}
+            runs.append(runner.run([f"{n}:0" for n in fetched], {**own, **settings}))
     values, other_values = runs
     differences = []
     for name, other, a, b in zip(names, other_names, values, other_values, strict=True):
@@ -74,3 +76,6 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
         differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
     return Comparison(differences, op_counts(first), op_counts(second), batch, notes)
 
+
+def _needed_inputs(model: Model, outputs: list[str]) -> set[str]:
+    return set(data_inputs(model)) & model.main.needed_by(outputs)

@@ -157,7 +157,7 @@ def _probe(model: Model, *, findings, data, shapes, outputs, status, runner: Gra
     roots = [
         Divergence(node, view.op(node), *differences[node],
                    in_loops[0] if in_loops and view.op(node) == "Exit" else _explain(view, node, explained))
-        for node in _roots(view, diverging)
+        for node in _roots(view, diverging, list(inputs.data))
     ]
     notes = [*inputs.described_settings(), *([plan.note] if plan.note else [])]
     if loops:
@@ -176,22 +176,44 @@ def _run_plans(runner, groups, plans: list[_Plan], inputs: Inputs, status) -> tu
     return plans[-1], _run_probe(runner, groups, plans[-1], inputs, status)
 
 
-def _roots(view: GraphView, diverging: set[str]) -> list[str]:
-    """Diverging nodes with no diverging node upstream, in topological order.
+def _roots(view: GraphView, diverging: set[str], inputs: list[str]) -> list[str]:
+    """Diverging nodes with no diverging node upstream, in the order the data meets them.
 
     Upstream is followed through every node, compared or not (a bool mask, an
     integer shape), so a dropout's Select is not a root behind its random op.
+    A root the inputs do not reach (a random op drawn from a constant shape)
+    is placed where its values join the data: the first layer comes first.
     """
+    order = view.topological_order()
     downstream: set[str] = set()
+    reached: set[str] = set(inputs)  # nodes computed from the data inputs
     roots = []
-    for node in view.topological_order():
+    for node in order:
+        producers = [t.node for t in view.inputs(node)]
+        if any(producer in reached for producer in producers):
+            reached.add(node)
         carries_values = view.op(node) not in _SHAPE_OPS
-        behind = carries_values and any(t.node in diverging or t.node in downstream for t in view.inputs(node))
+        behind = carries_values and any(p in diverging or p in downstream for p in producers)
         if behind:
             downstream.add(node)
         elif node in diverging:
             roots.append(node)
-    return roots
+    position = {node: index for index, node in enumerate(order)}
+    return sorted(roots, key=lambda root: _joins_data_at(view, root, reached, position))
+
+
+def _joins_data_at(view: GraphView, root: str, reached: set[str], position: dict[str, int]) -> int:
+    """The position of the first node computed from both `root` and the data inputs."""
+    if root in reached:
+        return position[root]
+    frontier, seen = [root], {root}
+    while frontier:
+        joined = [node for node in frontier if node in reached]
+        if joined:
+            return min(position[node] for node in joined)
+        frontier = [c for node in frontier for c in view.consumers(node) if c not in seen]
+        seen.update(frontier)
+    return position[root]
 
 
 def _run_probe(runner: GraphRunner, groups: list[list[str]], plan: _Plan, inputs: Inputs, status):
