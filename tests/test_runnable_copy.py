@@ -85,3 +85,31 @@ def test_an_iterator_made_placeholders_computes_what_the_iterator_fed(tmp_path):
     feeds = {"IteratorGetNext:0": images, "IteratorGetNext_1:0": labels}
     [actual] = tfrun.run(model.graph_def.SerializeToString(), feeds, ["output:0"])
     np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_batch_the_graph_hard_codes_stays_fixed_and_the_probe_says_what_it_checked(tmp_path):
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (2, 6), name="input")
+        # Relaxed to a batch of 4, this would fold two samples into each row instead of failing.
+        tf.identity(tf.reshape(x, [2, -1]) * 2.0, name="output")
+    path = tmp_path / "hard_coded.pb"
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    prepared = runnable(api.load(path), outputs=["output"])
+    assert not prepared.relaxed and "stays fixed at 2" in prepared.neutralized[-1]
+    report = api.probe(api.load(path))
+    assert report.roots == [] and report.batch == 2
+    assert any("between two batches of 2" in note for note in report.notes), report.notes
+
+
+def test_a_batch_fixed_at_one_that_cannot_be_relaxed_is_checked_for_randomness_only(tmp_path):
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (1, 6), name="input")
+        noisy = tf.reshape(x, [1, -1]) + tf.random.uniform([1, 6])
+        tf.identity(noisy, name="output")
+    path = tmp_path / "one.pb"
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    report = api.probe(api.load(path))
+    assert [root.kind for root in report.roots] == ["changes between runs"]
+    assert any("only run-to-run randomness" in note for note in report.notes), report.notes

@@ -123,7 +123,7 @@ def probe(
     run = {"findings": findings, "data": data, "shapes": shapes, "outputs": outputs, "status": status}
     if runner is not None:
         return _probe(model, runner=runner, **run)
-    prepared = runnable(model)
+    prepared = runnable(model, outputs=outputs or infer_outputs(model.main))
     try:
         report = _probe(prepared.model, **run)
     except GraphdocError:

@@ -72,9 +72,9 @@ def verify(original: Model, report: FixReport, *, data: Path | None = None, shap
     """
     refuse_unsafe(original, allow=allow_unsafe, purpose="verifying the fix")
     for relax in (True, False):
-        prepared = runnable(report.fixed, relax_batch=relax)
-        verification = _verify_runnable(original, report, prepared.model, data=data, shapes=shapes, relax=relax,
-                                        status=status)
+        prepared = runnable(report.fixed, relax_batch=relax, outputs=report.outputs)
+        verification = _verify_runnable(original, report, prepared.model, data=data, shapes=shapes,
+                                        relax=prepared.relaxed, status=status)
         if verification.checks[0].passed or not prepared.relaxed:
             return verification
         # The copy with its batch relaxed does not run: the graph needs the batch it was given.
