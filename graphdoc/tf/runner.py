@@ -144,8 +144,9 @@ def batches(inputs: dict[str, np.ndarray], batch_size: int) -> Iterator[dict[str
         yield {name: array[start : start + batch_size] for name, array in inputs.items()}
 
 
-def chunks(fetches: list[str], sizes: list[int], budget: int, most: int = 10_000) -> Iterator[list[str]]:
-    """Consecutive groups of at most `most` fetches whose sizes add up to at most `budget` (or one fetch).
+def chunks(fetches: list, sizes: list[int], budget: int, most: int = 10_000) -> Iterator[list]:
+    """Consecutive groups of at most `most` fetches (or anything sized) whose sizes add up to at most
+    `budget` (or one fetch).
 
     Fetching every tensor of a large model at once holds all its activations
     (130 GiB for EfficientNetB7's probe); a group at a time holds one group's.

@@ -131,17 +131,27 @@ def _layers_follow_their_formula(fixed: Model, formulas: list[LayerFormula], bat
     if not checkable:
         return Check(name, None, f"{len(formulas)} fixed layer(s), none outside loops and functions")
     failures = []
-    for formula in checkable:
-        values = runner.run([f"{t.node}:{t.port}" for t in _tensors(formula)], batch)
-        difference, tolerance = _formula_difference(formula, values)
-        if difference > tolerance:
-            failures.append(f"{formula.layer} differs from it by {difference:.3g}")
+    for group in _in_runs(checkable, runner, len(next(iter(batch.values())))):
+        fetches = [[f"{t.node}:{t.port}" for t in _tensors(formula)] for formula in group]
+        values = iter(runner.run([fetch for layer in fetches for fetch in layer], batch))
+        for formula, layer in zip(group, fetches, strict=True):
+            difference, tolerance = _formula_difference(formula, [next(values) for _ in layer])
+            if difference > tolerance:
+                failures.append(f"{formula.layer} differs from it by {difference:.3g}")
     detail = f"{len(checkable)} layer(s) checked"
     if len(checkable) < len(formulas):
         detail += f" ({len(formulas) - len(checkable)} inside loops or functions cannot be fetched)"
     if failures:
         detail += f"; {failures[0]}" + (f" and {len(failures) - 1} more" if len(failures) > 1 else "")
     return Check(name, not failures, detail)
+
+
+def _in_runs(formulas: list[LayerFormula], runner: GraphRunner, size: int) -> list[list[LayerFormula]]:
+    """The layers in groups whose tensors one run can hold (FETCH_BUDGET): one run for most models."""
+    from graphdoc.tf.runner import chunks
+
+    sizes = [sum(runner.estimated_bytes(f"{t.node}:{t.port}", (size,)) for t in _tensors(f)) for f in formulas]
+    return list(chunks(formulas, sizes, FETCH_BUDGET))
 
 
 def _tensors(formula: LayerFormula) -> list[Tensor]:
