@@ -210,3 +210,14 @@ def test_compare_runs_the_fixed_graph_against_the_reference_and_the_original(tmp
         assert code in (0, 1), err
     else:
         assert code == 1, err  # the training graph's outputs differ from the fixed graph's
+
+
+def test_a_tf1_checkpoint_reading_an_iterator_is_probed_and_fixed_from_the_checkpoint_itself(tmp_path, capsys, case):
+    trained = case("iterator_input")
+    prefix = trained.options[-1]  # the training checkpoint the frozen case was made from
+    assert main(["probe", prefix, "--outputs", "output"]) == 1
+    out = capsys.readouterr().out
+    assert "became placeholder(s) IteratorGetNext" in out and "conv1/BatchNorm/FusedBatchNormV3" in out
+    output = tmp_path / "fixed.pb"
+    assert main(["fix", prefix, "--outputs", "output", "-o", str(output)]) == 0
+    assert _error_against_inference(trained, output.read_bytes()) <= TOLERANCE

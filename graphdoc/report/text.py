@@ -178,7 +178,7 @@ def render_probe(console: Console, model: Model, report) -> None:
     text = Text()
     text.append(str(model.path), style="bold")
     text.append(f"  probed {report.probed} tensors: one sample alone, in two batches of {report.batch}, twice")
-    for note in report.notes:
+    for note in [*model.notes, *report.notes]:
         text.append(f"\n{note}", style="dim")
     console.print(text)
     if report.roots:
@@ -209,7 +209,7 @@ def render_verification(console: Console, verification) -> None:
 
 def render_comparison(console: Console, first: Model, second: Model, comparison, tolerance: float) -> None:
     text = Text(f"{first.path}  vs  {second.path}  (same {comparison.batch} inputs)", style="bold")
-    for note in comparison.notes:
+    for note in dict.fromkeys([*first.notes, *second.notes, *comparison.notes]):
         text.append(f"\n{note}", style="dim")
     console.print(text)
     table = _table("Outputs", ("Output", "Shape", "Max abs diff", "Max rel diff"))

@@ -26,10 +26,14 @@ def _native_stderr_silenced():
 
 with _native_stderr_silenced():
     try:
-        import tensorflow  # noqa: F401
+        import tensorflow
     except ImportError:
         from graphdoc.errors import GraphdocError
 
         raise GraphdocError(
             "this needs TensorFlow, which is not installed: pip install 'graphdoc-tf[tf]'"
         ) from None
+
+# graphdoc calls TF1 APIs (freezing a checkpoint's graph) on purpose: their deprecation
+# warnings would mix with its report.
+tensorflow.get_logger().setLevel("ERROR")
