@@ -15,7 +15,7 @@ from itertools import compress
 
 import numpy as np
 
-from graphdoc.proto import NodeDef
+from graphdoc.proto import NodeDef, TensorProto
 
 
 def read_fields(node_defs: Iterable[NodeDef]) -> tuple[list[str], array, list[str], list[str], list[int]]:
@@ -144,10 +144,15 @@ def set_attr_value(attr, value: object) -> None:
         raise TypeError(f"unsupported attribute value {value!r}")
 
 
-def set_const_value(node: NodeDef, value: np.ndarray) -> None:
+def const_tensor(value: np.ndarray) -> TensorProto:
+    """`value` as a TensorProto; TypeError or ValueError when TensorFlow has no dtype for it."""
     from tensorboard.util.tensor_util import make_tensor_proto
 
-    tensor = make_tensor_proto(np.asarray(value))
+    return make_tensor_proto(np.asarray(value))
+
+
+def set_const_value(node: NodeDef, tensor: TensorProto) -> None:
+    """Make `node`'s `dtype` and `value` attributes hold `tensor` (made by const_tensor)."""
     node.attr["dtype"].type = tensor.dtype
     node.attr["value"].tensor.CopyFrom(tensor)
 
