@@ -9,7 +9,7 @@ import itertools
 from graphdoc.graph.edits import MakeConst
 from graphdoc.graph.model import Model
 from graphdoc.parallel import cores, run_all
-from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Finding, Fix, Rule
+from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Applicability, Finding, Fix, Rule
 
 # Below this many nodes the rules take a fraction of a second, and a forked
 # worker would cost about what it saves.
@@ -49,7 +49,7 @@ def _credit_structural_fixes(findings: list[Finding]) -> list[Finding]:
     for finding in findings:
         by = covering.get(finding.location)
         if by is not None:
-            fix = Fix(f"fixed by {_binding(by)} ({by.code}): the training branch goes", ())
+            fix = Fix(f"fixed by {_binding(by)} ({by.code}): the training branch goes", (), Applicability.DISPLAY_ONLY)
             finding = dataclasses.replace(finding, fix=fix, unfixable=None, site=None)
         credited.append(finding)
     return credited

@@ -17,7 +17,8 @@ def finding_record(finding: Finding) -> dict:
         "location": finding.location,
         "message": finding.message,
         "nodes": list(finding.nodes),
-        "fix": None if finding.fix is None else {"summary": finding.fix.summary, "safe": finding.fix.safe},
+        "fix": None if finding.fix is None else {"summary": finding.fix.summary, "safe": finding.fix.safe,
+                                                   "applicability": finding.fix.applicability.value},
         "unfixable": finding.unfixable,
     }
 

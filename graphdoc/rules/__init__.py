@@ -1,6 +1,6 @@
 """The rules: one module per rule, named `<code>_<slug>`, listed once here."""
 
-from graphdoc.rules.base import Finding, Fix, LayerFormula, Rule, Severity
+from graphdoc.rules.base import Applicability, Finding, Fix, LayerFormula, PendingFix, Rule, Severity
 from graphdoc.rules.gd101_training_fused_batchnorm import TrainingModeFusedBatchNorm
 from graphdoc.rules.gd102_batch_moments_batchnorm import BatchMomentsBatchNorm
 from graphdoc.rules.gd103_untrained_statistics import UntrainedStatistics
@@ -48,4 +48,5 @@ def select_rules(select: list[str] | None = None, ignore: list[str] | None = Non
     return tuple(chosen)
 
 
-__all__ = ["UntrainedStatistics", "select_rules", "ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Finding", "Fix", "LayerFormula", "Rule", "Severity"]
+__all__ = ["UntrainedStatistics", "select_rules", "ALL_RULES", "RULES_BY_CODE", "STRUCTURAL_RULES", "Applicability", "Finding", "Fix", "LayerFormula",
+           "PendingFix", "Rule", "Severity"]

@@ -6,7 +6,7 @@ import enum
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from graphdoc.graph.edits import Edit
 from graphdoc.graph.model import Model
@@ -40,22 +40,52 @@ class LayerFormula:
     channel_axis: int
 
 
+class Applicability(enum.Enum):
+    """When a fix is applied, as ruff's fixes say it."""
+
+    # The fixed graph computes what the same model exported in inference mode computes,
+    # from values already in the graph: `fix` applies it.
+    SAFE = "safe"
+    # Right in kind but resting on an estimate (calibrated statistics) or on values that look
+    # untrained: applied only with --unsafe-fixes.
+    UNSAFE = "unsafe"
+    # Nothing to apply here: another finding's fix takes care of it (a BatchNorm in a training
+    # branch goes with the binding of the switch).
+    DISPLAY_ONLY = "display-only"
+
+
 @dataclass(frozen=True)
 class Fix:
-    """Edits that turn one finding into its inference-mode equivalent.
-
-    `safe` means the fixed graph computes what the same model exported in
-    inference mode computes, from values already in the graph.
-    """
+    """Edits that turn one finding into its inference-mode equivalent, and when to apply them."""
 
     summary: str
     edits: tuple[Edit, ...]
-    safe: bool = True
+    applicability: Applicability = Applicability.SAFE  # a bool reads as SAFE (True) or UNSAFE
     caveat: str = ""  # why an unsafe fix is unsafe ("calibrated statistics")
     # BatchNorm fixes: why the statistics it wires in look untrained, if they do (GD103).
     untrained: str = ""
     # BatchNorm fixes: the inference formula of the layer, checked by verification.
     formula: LayerFormula | None = None
+
+    def __post_init__(self):
+        if isinstance(self.applicability, bool):
+            applicability = Applicability.SAFE if self.applicability else Applicability.UNSAFE
+            object.__setattr__(self, "applicability", applicability)
+
+    @property
+    def safe(self) -> bool:
+        """Whether `fix` applies it without --unsafe-fixes (display-only fixes have nothing to apply)."""
+        return self.applicability is not Applicability.UNSAFE
+
+
+class PendingFix(Protocol):
+    """A fix that waits for values the graph lacks: a BatchNorm layer (rules/statistics.py
+    BatchNormSite) whose moving statistics a checkpoint or a calibration run supplies."""
+
+    scope: str
+    layer: str  # the layer's name scope, for matching variable names
+
+    def fix(self, stats, *, safe: bool = True) -> Fix: ...
 
 
 @dataclass(frozen=True)
@@ -66,18 +96,25 @@ class Finding:
     scope: str  # "" for the main graph, else the library function's name
     node: str  # the node the finding is about
     message: str
-    nodes: tuple[str, ...] = ()  # other nodes involved, for the report
+    # Other nodes involved, for the report; probe blames this finding for a divergence at any
+    # of them or at `node` (a dropout's random op must be here: the probe finds it first).
+    nodes: tuple[str, ...] = ()
     fix: Fix | None = None
     unfixable: str | None = None  # why no fix is offered
-    # BatchNorm findings: the layer's BatchNormSite, so that statistics from a
-    # checkpoint or a calibration run can complete the fix later.
-    site: object | None = None
+    # BatchNorm findings: the layer's site, so that statistics from a checkpoint or a
+    # calibration run can complete the fix later.
+    site: PendingFix | None = None
     severity: Severity | None = None  # when it differs from the rule's
 
     def level(self) -> Severity:
         from graphdoc.rules import RULES_BY_CODE
 
         return self.severity or RULES_BY_CODE[self.code].severity
+
+    @property
+    def blamed(self) -> tuple[str, ...]:
+        """The nodes whose divergence under the probe this finding explains."""
+        return (self.node, *self.nodes)
 
     @property
     def location(self) -> str:
@@ -88,13 +125,20 @@ class Rule:
     """Base class: subclasses set the class attributes and implement `check`.
 
     The subclass docstring is the rule's documentation, in four parts:
-    What it finds / Why it is wrong / Fix / Fix safety.
+    What it finds / Why it is wrong / Fix / Fix safety. A new rule is one
+    module `rules/<code>_<slug>.py`, its test `tests/test_<code>_<slug>.py`
+    and its line in ALL_RULES; the README's table is generated from the
+    class attributes, and the switch rule judges a branch by the rules whose
+    `training_behaviour` is set, so nothing else needs to know of it.
     """
 
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity] = Severity.ERROR
     summary: ClassVar[str]
+    # The README's rule table, one line each (graphdoc/report/rule_table.py writes it).
+    finds: ClassVar[str]
+    fixes: ClassVar[str]
     # Whether a finding is behaviour that only training should have (batch
     # statistics, random masks): what a training switch is judged by.
     training_behaviour: ClassVar[bool] = False

@@ -56,6 +56,8 @@ class TrainingModeFusedBatchNorm(Rule):
 
     code = "GD101"
     name = "training-fused-batchnorm"
+    finds = "`FusedBatchNorm`/`V2`/`V3` with `is_training` true, or absent (its default is true)"
+    fixes = "inference mode, fed the moving statistics; update ops removed"
     summary = "Fused BatchNorm normalizes with batch statistics (is_training=true)"
     training_behaviour = True
 

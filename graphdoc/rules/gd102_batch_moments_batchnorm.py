@@ -82,6 +82,15 @@ class BatchMomentsBatchNorm(Rule):
 
     code = "GD102"
     name = "batch-moments-batchnorm"
+    finds = (
+        "decomposed BatchNorm normalizing with batch moments: `tf.nn.moments` over the batch axis (tf-slim "
+        "`fused=False`, every Keras 3 layer, NCHW moments with kept dims), synchronized BatchNorm's sums and "
+        "counts, ghost batches (`virtual_batch_size`), batch renormalization's r and d"
+    )
+    fixes = (
+        "normalization rewired to the moving statistics, shaped as the layer reads them; renorm's corrections"
+        " dropped, ghost batches undone"
+    )
     summary = "Decomposed BatchNorm normalizes with batch moments (tf.nn.moments over the batch axis)"
     training_behaviour = True
 

@@ -38,6 +38,14 @@ class UntrainedStatistics(Rule):
 
     code = "GD103"
     name = "untrained-statistics"
+    finds = (
+        "moving statistics still at their initial values (mean 0, variance 1 in every channel) or with a "
+        "negative or non-finite variance, in the graph or in the statistics a fix would wire in"
+    )
+    fixes = (
+        "none: `fix` refuses to wire them in (exit 2) unless `--unsafe-fixes`; `--calibrate DATA` recomputes "
+        "them"
+    )
     summary = "BatchNorm moving statistics were never trained (mean 0, variance 1 in every channel)"
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from graphdoc import ops
 from graphdoc.graph.edits import MakeIdentity
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.matchers import is_scalar_factor
+from graphdoc.rules.matchers import RandomMask, is_scalar_factor, random_masks
 
-# Ops through which random numbers become a 0/1 mask: arithmetic on the
-# uniform sample, then a threshold (Floor of keep + u, or u >= rate), then a cast.
-_ARITHMETIC_OPS = frozenset({"Add", "AddV2", "Sub", "Mul", "RealDiv", "Identity"})
-_THRESHOLD_OPS = frozenset({"Floor", "GreaterEqual", "Greater", "Less", "LessEqual"})
-_MASK_OPS = _ARITHMETIC_OPS | _THRESHOLD_OPS | frozenset({"Cast"})
-_APPLY_OPS = frozenset({"Mul", "SelectV2", "Select"})
 _SCALE_OPS = frozenset({"Mul", "RealDiv"})
-_MAX_WALK = 8
-
-
-@dataclass(frozen=True)
-class _Dropout:
-    random: str
-    apply: str  # the Mul or SelectV2 that multiplies the activation by the mask
-    scaled: Tensor  # the activation as the mask is applied to it
-    mask: Tensor
-    mask_nodes: frozenset[str]
 
 
 class LiveDropout(Rule):
@@ -63,14 +45,19 @@ class LiveDropout(Rule):
 
     code = "GD201"
     name = "live-dropout"
+    finds = (
+        "an activation multiplied or selected by a mask derived from a random op (TF 1.x, TF 1.13, TF 2.x, "
+        "Keras 3 stateless forms, AlphaDropout's affine mask)"
+    )
+    fixes = "the masking node becomes an identity of the unscaled activation"
     summary = "Dropout drops activations at inference (a random mask multiplies the activation)"
     training_behaviour = True
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
-        for dropout in dropouts(view):
+        for dropout in random_masks(view):
             yield self._finding(view, dropout)
 
-    def _finding(self, view: GraphView, dropout: _Dropout) -> Finding:
+    def _finding(self, view: GraphView, dropout: RandomMask) -> Finding:
         message = f"live dropout: a random mask from {view.op(dropout.random)} is applied here"
         involved = tuple(sorted(dropout.mask_nodes))
         activation, end = _unscaled_activation(view, dropout.scaled), dropout.apply
@@ -85,62 +72,7 @@ class LiveDropout(Rule):
         return self.finding(view, dropout.apply, message, nodes=involved, fix=fix)
 
 
-def dropouts(view: GraphView) -> list[_Dropout]:
-    """Every live dropout in `view`, once each, by the node that applies its mask."""
-    found: dict[str, _Dropout] = {}
-    for random in view.ops_of(ops.RANDOM_OPS):
-        for dropout in _dropouts_from(view, random):
-            found.setdefault(dropout.apply, dropout)
-    return list(found.values())
-
-
-def _dropouts_from(view: GraphView, random: str) -> Iterator[_Dropout]:
-    """Follow a random op's value forward until it is applied to an activation as a mask."""
-    # Each entry: a node carrying a random-derived value, and whether a threshold has made it a mask.
-    frontier = [(random, False)]
-    visited: set[str] = {random}
-    for _ in range(_MAX_WALK):
-        if not frontier:
-            return
-        next_frontier = []
-        for name, is_mask in frontier:
-            for use in view.uses(Tensor(name)):
-                consumer, op = use.consumer, view.op(use.consumer)
-                if is_mask and op in _APPLY_OPS:
-                    dropout = _as_application(view, random, consumer, use.slot, visited)
-                    if dropout is not None:
-                        yield dropout
-                        continue
-                if op in _MASK_OPS and consumer not in visited and _reads_only_random(view, consumer, visited):
-                    visited.add(consumer)
-                    next_frontier.append((consumer, is_mask or op in _THRESHOLD_OPS))
-        frontier = next_frontier
-
-
-def _as_application(view: GraphView, random: str, apply: str, mask_slot: int, mask_nodes: set[str]) -> _Dropout | None:
-    inputs = view.inputs(apply)
-    if view.op(apply) == "Mul":
-        scaled = inputs[1 - mask_slot]
-    else:  # SelectV2(mask, x * scale, zeros)
-        if mask_slot != 0 or len(inputs) != 3:
-            return None
-        scaled = inputs[1]
-    # The mask times a constant is more of the mask (AlphaDropout's alpha' * (1 - mask)).
-    if scaled.node in mask_nodes or is_scalar_factor(view, scaled):
-        return None
-    mask = inputs[mask_slot]
-    return _Dropout(random=random, apply=apply, scaled=scaled, mask=mask, mask_nodes=frozenset(mask_nodes))
-
-
-def _reads_only_random(view: GraphView, node: str, random_derived: set[str]) -> bool:
-    """Whether every input of `node` carries the random value or is a scalar factor: past a node that
-    mixes in an activation, the value is no longer a mask."""
-    # A Const of any shape is no activation: decided without reading its shape.
-    return all(t.node in random_derived or view.op(t.node) == "Const" or is_scalar_factor(view, t)
-               for t in view.inputs(node))
-
-
-def _alpha_dropout_end(view: GraphView, dropout: _Dropout) -> str | None:
+def _alpha_dropout_end(view: GraphView, dropout: RandomMask) -> str | None:
     """AlphaDropout, `a * (x * mask + alpha' * (1 - mask)) + b`: the node computing it, or None."""
     combined = _single_consumer(view, dropout.apply, _ADD_OPS)
     if combined is None or not any(_computed_from_mask(view, t, dropout.mask) for t in view.inputs(combined)

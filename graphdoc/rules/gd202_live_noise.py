@@ -55,6 +55,8 @@ class LiveNoise(Rule):
 
     code = "GD202"
     name = "live-noise"
+    finds = "Gaussian noise added to (GaussianNoise) or multiplied into (GaussianDropout) an activation"
+    fixes = "the node applying it becomes an identity"
     summary = "Gaussian noise is added to or multiplied into activations at inference (GaussianNoise, GaussianDropout)"
     training_behaviour = True
 

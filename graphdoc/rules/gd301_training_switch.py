@@ -47,6 +47,12 @@ class TrainingSwitch(Rule):
 
     code = "GD301"
     name = "training-switch"
+    finds = (
+        "a bool placeholder (`is_training`, ...) selecting training-mode BatchNorm or dropout through "
+        "Switch/Merge or If; every tf.cond on it is judged by what its branches compute (a cond that only "
+        "selects batch moments computed outside it counts too), and conds that disagree are named"
+    )
+    fixes = "bound to its inference value; control flow folded, branches inlined, unused functions dropped"
     summary = "A boolean placeholder selects training-mode behaviour through tf.cond"
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:

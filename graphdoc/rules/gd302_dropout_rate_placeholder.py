@@ -8,7 +8,7 @@ from graphdoc.graph.edits import MakeConst
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.gd201_live_dropout import dropouts
+from graphdoc.rules.matchers import random_masks
 
 _DT_FLOAT = 1
 # keep_prob reaches the mask through `1 - keep` (rate), `keep + U` (TF 1.x) or
@@ -37,6 +37,8 @@ class DropoutRatePlaceholder(Rule):
 
     code = "GD302"
     name = "dropout-rate-placeholder"
+    finds = "a `keep_prob`/`rate` placeholder whose default keeps dropout on"
+    fixes = "bound to 1 (keep) or 0 (rate)"
     summary = "A keep_prob/rate placeholder defaults to dropping activations"
 
     def check(self, view: GraphView, model: Model) -> Iterator[Finding]:
@@ -44,7 +46,7 @@ class DropoutRatePlaceholder(Rule):
                       if (default := _scalar_float_default(view, name)) is not None}
         if not candidates:
             return
-        mask_nodes = {node for dropout in dropouts(view) for node in dropout.mask_nodes}
+        mask_nodes = {node for mask in random_masks(view) for node in mask.mask_nodes}
         for name, default in candidates.items():
             role = _role(view, name, mask_nodes)
             if role == "keep" and default < 1.0:

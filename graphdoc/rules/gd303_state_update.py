@@ -41,6 +41,11 @@ class StateUpdate(Rule):
 
     code = "GD303"
     name = "state-update"
+    finds = (
+        "Assign*, optimizer steps: variable updates left in the graph, saying when the outputs wait for one "
+        "(it then runs on every call, whatever the switches say)"
+    )
+    fixes = "removed with the control dependencies on them"
     summary = "A variable update (Assign*, optimizer step) is left in the inference graph"
     training_behaviour = True  # a branch that updates statistics is a training branch
 

@@ -29,6 +29,8 @@ class CheckNumerics(Rule):
 
     code = "GD304"
     name = "check-numerics"
+    finds = "CheckNumerics left in the graph"
+    fixes = "becomes an Identity"
     severity = Severity.WARNING
     summary = "CheckNumerics (a training-time NaN/Inf guard) is left in the inference graph"
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from graphdoc import ops
 from graphdoc.graph.view import GraphView, Tensor
 
 # Ops a keep probability, rate or noise scale is computed with.
@@ -33,3 +37,81 @@ def is_scalar_factor(view: GraphView, tensor: Tensor) -> bool:
             return False
         stack.extend(t.node for t in view.inputs(name))
     return True
+
+
+# -- random masks (live dropout) ------------------------------------------------------------
+
+# Ops through which random numbers become a 0/1 mask: arithmetic on the
+# uniform sample, then a threshold (Floor of keep + u, or u >= rate), then a cast.
+_ARITHMETIC_OPS = frozenset({"Add", "AddV2", "Sub", "Mul", "RealDiv", "Identity"})
+_THRESHOLD_OPS = frozenset({"Floor", "GreaterEqual", "Greater", "Less", "LessEqual"})
+_MASK_OPS = _ARITHMETIC_OPS | _THRESHOLD_OPS | frozenset({"Cast"})
+_APPLY_OPS = frozenset({"Mul", "SelectV2", "Select"})
+_MAX_WALK = 8
+
+
+@dataclass(frozen=True)
+class RandomMask:
+    """A random 0/1 mask applied to an activation: what live dropout is."""
+
+    random: str
+    apply: str  # the Mul or SelectV2 that multiplies the activation by the mask
+    scaled: Tensor  # the activation as the mask is applied to it
+    mask: Tensor
+    mask_nodes: frozenset[str]
+
+
+def random_masks(view: GraphView) -> list[RandomMask]:
+    """Every 0/1 mask drawn from a random op and applied to an activation (live dropout), once
+    each, by the node that applies it."""
+    found: dict[str, RandomMask] = {}
+    for random in view.ops_of(ops.RANDOM_OPS):
+        for mask in _masks_from(view, random):
+            found.setdefault(mask.apply, mask)
+    return list(found.values())
+
+
+def _masks_from(view: GraphView, random: str) -> Iterator[RandomMask]:
+    """Follow a random op's value forward until it is applied to an activation as a mask."""
+    # Each entry: a node carrying a random-derived value, and whether a threshold has made it a mask.
+    frontier = [(random, False)]
+    visited: set[str] = {random}
+    for _ in range(_MAX_WALK):
+        if not frontier:
+            return
+        next_frontier = []
+        for name, is_mask in frontier:
+            for use in view.uses(Tensor(name)):
+                consumer, op = use.consumer, view.op(use.consumer)
+                if is_mask and op in _APPLY_OPS:
+                    dropout = _as_application(view, random, consumer, use.slot, visited)
+                    if dropout is not None:
+                        yield dropout
+                        continue
+                if op in _MASK_OPS and consumer not in visited and _reads_only_random(view, consumer, visited):
+                    visited.add(consumer)
+                    next_frontier.append((consumer, is_mask or op in _THRESHOLD_OPS))
+        frontier = next_frontier
+
+
+def _as_application(view: GraphView, random: str, apply: str, mask_slot: int, mask_nodes: set[str]) -> RandomMask | None:
+    inputs = view.inputs(apply)
+    if view.op(apply) == "Mul":
+        scaled = inputs[1 - mask_slot]
+    else:  # SelectV2(mask, x * scale, zeros)
+        if mask_slot != 0 or len(inputs) != 3:
+            return None
+        scaled = inputs[1]
+    # The mask times a constant is more of the mask (AlphaDropout's alpha' * (1 - mask)).
+    if scaled.node in mask_nodes or is_scalar_factor(view, scaled):
+        return None
+    mask = inputs[mask_slot]
+    return RandomMask(random=random, apply=apply, scaled=scaled, mask=mask, mask_nodes=frozenset(mask_nodes))
+
+
+def _reads_only_random(view: GraphView, node: str, random_derived: set[str]) -> bool:
+    """Whether every input of `node` carries the random value or is a scalar factor: past a node that
+    mixes in an activation, the value is no longer a mask."""
+    # A Const of any shape is no activation: decided without reading its shape.
+    return all(t.node in random_derived or view.op(t.node) == "Const" or is_scalar_factor(view, t)
+               for t in view.inputs(node))

@@ -16,7 +16,7 @@ scan and fix both use. The evidence, in the order it is tried:
 4. in a branch function, the arguments its caller binds to such names.
 Freezing a training graph for its outputs usually prunes them all, and then
 the statistics come from a checkpoint or a calibration run
-(graphdoc/rewrite/statistics.py).
+(graphdoc/sources/completion.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.storage import DType
 from graphdoc.graph.view import FUNCTION_ARG_OP, GraphView, Tensor
 from graphdoc.proto import DataType
-from graphdoc.rules.base import Fix, LayerFormula
+from graphdoc.rules.base import Applicability, Fix, LayerFormula
 
 # TF1 writes `sub -> mul -> AssignSub` after the moment; Keras 3 writes
 # `Squeeze -> mul -> add -> AssignVariableOp`. Four steps cover both with room.
@@ -97,8 +97,9 @@ class BatchNormSite:
         """A fix wiring in `stats`: unsafe when they look untrained (GD103)."""
         if stats.untrained:
             caveat = f"statistics that are {stats.untrained}; {RECOMPUTE}"
-            return Fix(summary, tuple(edits), safe=False, caveat=caveat, untrained=stats.untrained, formula=formula)
-        return Fix(summary, tuple(edits), safe=safe, formula=formula)
+            return Fix(summary, tuple(edits), Applicability.UNSAFE, caveat=caveat, untrained=stats.untrained,
+                       formula=formula)
+        return Fix(summary, tuple(edits), Applicability.SAFE if safe else Applicability.UNSAFE, formula=formula)
 
     def placed(self, stats: MovingStatistics) -> tuple[list[Edit], Tensor, Tensor]:
         """Edits that make `stats` readable where the layer reads its statistics, and the tensors to

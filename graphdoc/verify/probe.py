@@ -304,7 +304,7 @@ def _explanations(findings) -> dict[str, Finding]:
     for finding in findings:
         if finding.scope:
             continue
-        for node in (finding.node, *finding.nodes):
+        for node in finding.blamed:
             explained.setdefault(node, finding)
     return explained
 
