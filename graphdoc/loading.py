@@ -17,6 +17,7 @@ from graphdoc import ops
 from graphdoc.errors import LoadError
 from graphdoc.graph.inputs import ITERATOR_OPS, replace_iterators
 from graphdoc.graph.model import Model
+from graphdoc.graph.lint import lint
 from graphdoc.proto import GraphDef
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -109,22 +110,17 @@ def _available_memory() -> int | None:
 def _check_structure(model: Model) -> None:
     """Refuse graphs that no TensorFlow could run: what follows would only mislead."""
     view = model.main
-    if view.duplicates:
-        raise LoadError(f"{model.path}: the node name {view.duplicates[0]!r} is used twice; names must be unique")
     if "" in view.nodes:
         raise LoadError(f"{model.path}: a node has no name (its op is {view.op('')!r})")
     if view.ops_of({""}):
         raise LoadError(f"{model.path}: node {view.ops_of({''})[0]!r} has no op")
+    problems = lint(view, [])
+    if problems and problems[0].kind == "duplicate":
+        raise LoadError(f"{model.path}: {problems[0]}")
     _check_input_counts(model)
-    dangling = view.dangling_input()
-    if dangling is not None:
-        consumer, producer = dangling
-        raise LoadError(f"{model.path}: {consumer} reads {producer}, which is not in the graph; is the file complete?")
-    cycle = view.find_cycle(ignore_inputs_of=ops.LOOP_BACK_EDGE_OPS)
-    if cycle is not None:
-        raise LoadError(
-            f"{model.path}: the graph has a cycle outside a while loop ({' -> '.join(cycle[:4])}); TensorFlow cannot run it"
-        )
+    if problems:
+        hint = "; is the file complete?" if problems[0].kind == "dangling" else ""
+        raise LoadError(f"{model.path}: {problems[0]}{hint}")
 
 
 def is_saved_model(path: Path) -> bool:

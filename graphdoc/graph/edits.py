@@ -2,7 +2,9 @@
 
 Rules never mutate a graph. A fix is a tuple of these edits; the rewriter
 applies them through the view's checked operations, to a copy or in place.
-Each edit names its scope: "" for the main graph, else a library function.
+Each edit names its scope: "" for the main graph, else a library function,
+and the nodes it changes (`changes`) or erases (`erases`), so that fixes
+which would step on each other are told apart before any is applied.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class SetAttrs:
     node: str
     values: tuple[tuple[str, bool | int | float | bytes], ...]  # (key, value) pairs
 
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.node})
+
     def apply(self, view: GraphView) -> None:
         view.set_attrs(self.node, self.values)
 
@@ -31,6 +36,9 @@ class SetInputs:
     scope: str
     node: str
     tensors: tuple[tuple[int, Tensor], ...]  # (data input slot, the tensor it is to read) pairs
+
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.node})
 
     def apply(self, view: GraphView) -> None:
         view.set_inputs(self.node, self.tensors)
@@ -42,6 +50,9 @@ class RedirectUses:
     old: Tensor
     new: Tensor
 
+    def changes(self) -> frozenset[str]:
+        return frozenset()  # the readers of `old`, whoever they are when it runs
+
     def apply(self, view: GraphView) -> None:
         view.redirect_uses(self.old, self.new)
 
@@ -52,6 +63,9 @@ class MakeIdentity:
     node: str
     tensor: Tensor
 
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.node})
+
     def apply(self, view: GraphView) -> None:
         view.make_identity(self.node, self.tensor)
 
@@ -60,6 +74,12 @@ class MakeIdentity:
 class RemoveNodes:
     scope: str
     names: frozenset[str]
+
+    def changes(self) -> frozenset[str]:
+        return frozenset()
+
+    def erases(self) -> frozenset[str]:
+        return self.names
 
     def apply(self, view: GraphView) -> None:
         view.remove_nodes(self.names)
@@ -70,6 +90,9 @@ class AddConst:
     scope: str
     name: str
     value: np.ndarray = field(compare=False)
+
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.name})
 
     def apply(self, view: GraphView) -> None:
         view.add_const(self.name, self.value)
@@ -82,6 +105,9 @@ class MakeConst:
     scope: str
     node: str
     value: bool | float | np.ndarray = field(compare=False)
+
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.node})
 
     def apply(self, view: GraphView) -> None:
         value = self.value
@@ -100,6 +126,9 @@ class AddNode:
     inputs: tuple[Tensor, ...]
     attrs: tuple[tuple[str, DType | bool | int | float | bytes], ...] = ()
 
+    def changes(self) -> frozenset[str]:
+        return frozenset({self.name})
+
     def apply(self, view: GraphView) -> None:
         node = NodeDef(name=self.name, op=self.op, input=[view.ref_text(tensor) for tensor in self.inputs])
         for key, value in self.attrs:
@@ -108,3 +137,8 @@ class AddNode:
 
 
 Edit = SetAttrs | SetInputs | RedirectUses | MakeIdentity | RemoveNodes | AddConst | MakeConst | AddNode
+
+
+def erased_by(edit: Edit) -> frozenset[str]:
+    """The nodes `edit` erases (two fixes may erase the same node: an update op both remove)."""
+    return edit.erases() if isinstance(edit, RemoveNodes) else frozenset()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,9 +22,8 @@ from graphdoc.rewrite.control_flow import (
     fold_constant_control_flow,
     remove_unused_functions,
 )
-from graphdoc.rewrite.lint import lint
 from graphdoc.rewrite.outputs import resolve_outputs
-from graphdoc.rewrite.prune import prune
+from graphdoc.rewrite.passes import Passes, prune_model, without_overlaps
 from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Finding, Rule
 from graphdoc.scanning import scan
 
@@ -43,6 +42,7 @@ class FixReport:
     ops_after: Counter
     pruned: int
     size_before: tuple[int, int] = (0, 0)  # nodes and library functions of the model as given
+    passes: list[tuple[str, int]] = field(default_factory=list)  # (pass, what it changed), in order
 
     @property
     def changed(self) -> bool:
@@ -78,83 +78,65 @@ def fix(
     the original if they need it again. Only `rules`' findings are fixed.
     `bind` sets placeholders to constants before anything else (`--bind
     is_training=false`), for graphs whose switches graphdoc cannot judge.
+    Every pass is linted as it ends (graphdoc/rewrite/passes.py).
     """
     output_names = resolve_outputs(model.main, outputs)
-    ops_before = op_counts(model)
-    nodes_before = (len(model.graph_def.node), len(model.graph_def.library.function))
+    ops_before, size_before = op_counts(model), (len(model.graph_def.node), len(model.graph_def.library.function))
     if bind:
-        model = _bound(model if in_place else copy_model(model), bind)
-        in_place = True
+        model, in_place = _bound(model if in_place else copy_model(model), bind, output_names), True
     findings = scan(model, rules) if findings is None or bind else findings
-    working = model if in_place else copy_model(model)
-    working, findings, structural, pruned = _structural_round(working, model, findings, rules, output_names)
+    passes = Passes(model if in_place else copy_model(model), output_names)
+    findings, structural = _structural_round(passes, model, findings, rules)
     if complete is not None:
-        findings = complete(working, findings)
+        findings = complete(passes.model, findings)
     held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes]
     _refuse_missing_statistics(findings, held_back)
-    applied = [f for f in findings if f.fix is not None and f not in held_back]
-    apply_fixes(working, applied)
-    pruned += _clean_up(working, output_names)
+    applied, overlapping = without_overlaps([f for f in findings if f.fix is not None and f not in held_back])
+    passes.run("apply the fixes", lambda working: apply_fixes(working, applied))
+    _clean_up(passes)
+    working = passes.model
     # The working copy's views were kept consistent edit by edit: re-scan them as they are.
     return FixReport(
-        fixed=working,
-        outputs=output_names,
-        applied=structural + applied,
-        held_back=held_back,
-        not_fixable=[f for f in findings if f.fix is None],
-        remaining=scan(working, rules),
-        ops_before=ops_before,
-        size_before=nodes_before,
-        ops_after=op_counts(working),
-        pruned=pruned,
+        fixed=working, outputs=output_names, applied=structural + applied, held_back=held_back,
+        not_fixable=[f for f in findings if f.fix is None] + overlapping, remaining=scan(working, rules),
+        ops_before=ops_before, size_before=size_before, ops_after=op_counts(working),
+        pruned=passes.changed("prune"), passes=passes.results,
     )
 
 
-def _clean_up(working: Model, outputs: list[str]) -> int:
-    """Prune what the outputs no longer need and drop unused functions, then lint; returns
-    how many nodes were pruned."""
-    try:
-        pruned = _prune(working, outputs)
-    except EditError as error:
-        raise FixError(f"pruning the fixed graph failed, nothing was written: {error}") from None
-    remove_unused_functions(working)
-    problems = lint(working.main, outputs)
-    if problems:
-        raise FixError(f"the fixed graph does not check out, nothing was written: {problems[0]}")
-    return pruned
+def _clean_up(passes: Passes) -> None:
+    """Prune what the outputs no longer need, in every body, and drop unused functions."""
+    passes.run("prune", lambda working: prune_model(working, passes.outputs))
+    passes.run("remove unused functions", remove_unused_functions)
 
 
 def _structural_round(
-    working: Model, model: Model, findings: list[Finding], rules: tuple[type[Rule], ...], outputs: list[str]
-) -> tuple[Model, list[Finding], list[Finding], int]:
+    passes: Passes, model: Model, findings: list[Finding], rules: tuple[type[Rule], ...]
+) -> tuple[list[Finding], list[Finding]]:
     """Apply the fixes that decide which parts of the graph run (training switches), fold the
     control flow they make constant, prune, and scan again.
 
-    Returns the working model, its new findings, the findings fixed (the
-    structural ones, and those that went with the branches they removed) and
-    how many nodes were pruned.
+    Returns the new findings and the findings fixed (the structural ones, and
+    those that went with the branches they removed).
     """
     structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
     if not structural:
-        return working, findings, [], 0
-    apply_fixes(working, structural)
-    try:
-        fold_constant_control_flow(working)
-    except EditError as error:
-        raise FixError(f"removing the control flow failed, nothing was written: {error}") from None
-    pruned = _prune(working, outputs)
-    working = dataclasses.replace(model, graph_def=working.graph_def)
-    found = scan(working, rules)
+        return findings, []
+    passes.run("bind the training switches", lambda working: apply_fixes(working, structural))
+    passes.run("fold the constant control flow", fold_constant_control_flow)
+    passes.run("prune", lambda working: prune_model(working, passes.outputs))
+    passes.model = dataclasses.replace(model, graph_def=passes.model.graph_def)
+    found = scan(passes.model, rules)
     left = {finding.location for finding in found}
     carried = [f for f in findings if f.fix is not None and f.code not in STRUCTURAL_RULES and f.location not in left]
-    return working, found, structural + carried, pruned
+    return found, structural + carried
 
 
 # DataType enum values of the placeholders --bind sets.
 _BINDABLE_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_}
 
 
-def _bound(model: Model, bind: dict[str, bool | int | float]) -> Model:
+def _bound(model: Model, bind: dict[str, bool | int | float], outputs: list[str]) -> Model:
     """`model` with each placeholder in `bind` made a constant, and the control flow that makes
     constant folded away."""
     view = model.main
@@ -165,18 +147,8 @@ def _bound(model: Model, bind: dict[str, bool | int | float]) -> Model:
         if dtype is None:
             raise FixError(f"--bind {name}: only bool, int and float placeholders can be bound")
         view.make_const(name, np.asarray(value, dtype=dtype))
-    try:
-        fold_constant_control_flow(model)
-    except EditError as error:
-        raise FixError(f"removing the control flow of --bind failed, nothing was written: {error}") from None
+    Passes(model, outputs).run("fold the control flow of --bind", fold_constant_control_flow)
     return dataclasses.replace(model, graph_def=model.graph_def)
-
-
-def _prune(model: Model, outputs: list[str]) -> int:
-    pruned = prune(model.main, outputs)
-    for view in model.views:
-        view.compact()
-    return pruned
 
 
 def op_counts(model: Model) -> Counter:
@@ -193,14 +165,15 @@ def copy_model(model: Model) -> Model:
     return dataclasses.replace(model, graph_def=graph_def)
 
 
-def apply_fixes(model: Model, findings: list[Finding]) -> None:
-    """Apply the findings' edits to `model` in place (call it on a copy)."""
+def apply_fixes(model: Model, findings: list[Finding]) -> int:
+    """Apply the findings' edits to `model` in place (call it on a copy); returns how many."""
     for finding in findings:
         try:
             for edit in finding.fix.edits:
                 edit.apply(model.view(edit.scope))
         except EditError as error:
             raise FixError(f"fixing {finding.code} at {finding.location} failed, nothing was written: {error}") from None
+    return len(findings)
 
 
 def _refuse_missing_statistics(findings: list[Finding], held_back: list[Finding]) -> None:
