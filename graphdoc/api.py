@@ -1,32 +1,53 @@
-"""graphdoc as a library: load, scan, fix, probe. The command line is a thin layer over these.
+"""graphdoc as a library: load, scan, fix, verify, probe, compare, save. The command line is a thin layer over these.
 
     import graphdoc
     model = graphdoc.load("model.pb")
     for finding in graphdoc.scan(model):
         print(finding.code, finding.node, finding.message)
-    report = graphdoc.fix(model, checkpoint="train/model.ckpt")
+    report = graphdoc.fix(model, checkpoint="train/model.ckpt")   # verified; raises FixError if it fails
     graphdoc.save(report.fixed, "fixed.pb")
+    graphdoc.fix_file("model.pb", "fixed.pb")                      # what `graphdoc fix model.pb -o fixed.pb` does
 
 Everything returns plain objects: findings are frozen dataclasses
-(graphdoc.rules.Finding), fix results a FixReport, probe results a ProbeReport.
-Only probe, verification, checkpoints and SavedModels import TensorFlow.
+(graphdoc.rules.Finding), fix results a FixResult (a FixReport with its
+Verification), probe results a ProbeReport, compare results a Comparison.
+Only probe, verification, compare, checkpoints and SavedModels import TensorFlow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphdoc.errors import GraphdocError
+from graphdoc.fixing import (
+    FileFix,
+    FixResult,
+    VerificationFailed,
+    chosen_rules,
+    fix_model,
+    left_by_selection,
+    verified,
+)
 from graphdoc.graph.model import Model
-from graphdoc.loading import load
+from graphdoc.loading import GRAPHDEF_FORMATS, load
 from graphdoc.rewrite import FixReport
-from graphdoc.rewrite import fix as _fix
-from graphdoc.rewrite.statistics import complete_statistics
-from graphdoc.rules import Finding, select_rules
+from graphdoc.sources.completion import complete_statistics
+from graphdoc.rules import Finding
 from graphdoc.scanning import scan as _scan
 from graphdoc.writing import write_graph_def
 
-__all__ = ["load", "scan", "fix", "probe", "save"]
+if TYPE_CHECKING:
+    from graphdoc.verify.compare import Comparison
+    from graphdoc.verify.verification import Verification
+
+__all__ = ["load", "scan", "fix", "verify", "probe", "compare", "save", "fix_file",
+           "FixResult", "VerificationFailed"]
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def scan(
@@ -42,10 +63,7 @@ def scan(
     the model was loaded from), as `fix` would: a finding is fixable here
     exactly when `fix` with the same inputs fixes it.
     """
-    try:
-        rules = select_rules(select, ignore)
-    except ValueError as error:
-        raise GraphdocError(str(error)) from None
+    rules = chosen_rules(select, ignore)
     codes = {rule.code for rule in rules}
     findings = complete_statistics(model, _scan(model, rules), checkpoint=checkpoint)
     return [finding for finding in findings if finding.code in codes]
@@ -64,23 +82,57 @@ def fix(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     bind: dict[str, bool | int | float] | None = None,
-) -> FixReport:
-    """Fix `model` in memory: statistics the graph lacks come from `checkpoint`, then from
-    calibrating on `calibrate`'s inputs. `in_place` edits `model` itself instead of a copy.
-    `select`/`ignore` choose the rules whose findings are fixed, as in `scan`; `bind` sets
-    placeholders to constants first ({"is_training": False}).
-    Raises GraphdocError when a fix cannot be completed."""
-    try:
-        rules = select_rules(select, ignore)
-    except ValueError as error:
-        raise GraphdocError(str(error)) from None
+    verify: bool | None = None,
+    inputs: str | Path | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    allow_unsafe: bool = False,
+    status: Callable[[str], None] = _quiet,
+) -> FixResult:
+    """Fix `model` in memory and verify the fixed graph, as `graphdoc fix` does before it writes.
 
-    def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
-        return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
-                                   batch_size=batch_size, progress=progress)
+    Statistics the graph lacks come from `checkpoint`, then from calibrating on
+    `calibrate`'s inputs (`progress(count)` hears the samples run). `select`/`ignore`
+    choose the rules whose findings are fixed, as in `scan`; `bind` sets placeholders
+    to constants first ({"is_training": False}). `in_place` edits `model` itself instead
+    of a copy; verification then reads the original again from `model.path`.
 
-    return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
-                rules=rules, bind=bind)
+    When the fix changed anything, the fixed graph is run against the original
+    (graphdoc.verify.verification, with `inputs`, `shapes`, `allow_unsafe` and
+    `status` as in `verify`); a failed check raises VerificationFailed, a FixError
+    naming it. `verify=False`, or TensorFlow not installed, skips it:
+    `result.verification` is then None (and `verification_skipped` says why
+    unless it was turned off). By default (`verify=None`) a fix is verified
+    unless `select`/`ignore` left other rules' findings in the fixed graph: the
+    checks would take that training behaviour for a broken fix (`graphdoc fix
+    --select` refuses such a fix); `verify=True` runs them all the same.
+    Raises GraphdocError when a fix cannot be completed.
+    """
+    if in_place and verify is not False and model.format not in GRAPHDEF_FORMATS:
+        raise GraphdocError(f"{model.path} cannot be read again to verify a fix made in place; "
+                            "pass in_place=False, or verify=False")
+    original = (lambda: load(model.path)) if in_place else (lambda: model)  # called only to verify
+    report = fix_model(model, outputs=outputs, checkpoint=checkpoint, calibrate=calibrate, batch_size=batch_size,
+                       unsafe_fixes=unsafe_fixes, in_place=in_place, progress=progress, select=select,
+                       ignore=ignore, bind=bind)
+    skipped = left_by_selection(report, select, ignore) if verify is None else None
+    return verified(report, original, verify=verify is not False and skipped is None, inputs=inputs, shapes=shapes,
+                    allow_unsafe=allow_unsafe, status=status, skipped=skipped)
+
+
+def verify(original: Model, report: FixReport, *, inputs: str | Path | None = None,
+           shapes: dict[str, list[int]] | None = None, allow_unsafe: bool = False,
+           status: Callable[[str], None] = _quiet) -> Verification:
+    """Run `report.fixed` against `original` (the model before the fix) and return every check.
+
+    Never raises for a failed check (see `verification.passed` and `failures()`),
+    only for bad input. `inputs` is a .npy or .npz of input data (random data
+    otherwise), `shapes` the shapes of inputs the graph leaves open ({"x": [-1, 128]}),
+    `allow_unsafe` runs graphs that touch files or call Python. Needs TensorFlow.
+    """
+    from graphdoc.verify.verification import verify as _verify
+
+    return _verify(original, report, data=Path(inputs) if inputs else None, shapes=shapes,
+                   allow_unsafe=allow_unsafe, status=status)
 
 
 def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, outputs=None, allow_unsafe: bool = False,
@@ -93,6 +145,49 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 
     return _probe(model, _scan(model), data=Path(inputs) if inputs else None, shapes=shapes, outputs=outputs,
                   allow_unsafe=allow_unsafe, status=status)
+
+
+def compare(first: Model, second: Model, *, outputs: list[str] | None = None, inputs: str | Path | None = None,
+            shapes: dict[str, list[int]] | None = None, batch: int = 4, allow_unsafe: bool = False) -> Comparison:
+    """Run both models on the same inputs; `comparison.outputs` holds, per output, its
+    largest absolute and relative difference (OutputDifference). `outputs` names the
+    first model's outputs (inferred otherwise); the second's correspond by name or order.
+    Needs TensorFlow.
+    """
+    from graphdoc.verify.compare import compare as _compare
+
+    return _compare(first, second, outputs=outputs, data=Path(inputs) if inputs else None, shapes=shapes,
+                    batch=batch, allow_unsafe=allow_unsafe)
+
+
+def fix_file(
+    path: str | Path,
+    output: str | Path | None = None,
+    *,
+    in_place: bool = False,
+    dry_run: bool = False,
+    outputs: list[str] | None = None,
+    signature: str = "serving_default",
+    verify: bool = True,
+    inputs: str | Path | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    allow_unsafe: bool = False,
+    status: Callable[[str], None] = _quiet,
+    **options,
+) -> FixResult:
+    """What `graphdoc fix PATH -o OUTPUT` does: load, fix, verify, and write only if it checks out.
+
+    The file is written atomically; `in_place` overwrites `path` itself and keeps
+    the original as PATH.bak; `dry_run` verifies and writes nothing. A fix that
+    changed nothing writes `path`'s bytes unchanged. Other keywords are `fix`'s
+    (checkpoint, calibrate, batch_size, unsafe_fixes, select, ignore, bind, progress).
+    Raises VerificationFailed (nothing written) when the fixed graph fails a check.
+    """
+    steps = FileFix(path, output, in_place=in_place, dry_run=dry_run)
+    steps.fix(load(path, outputs=outputs, signature=signature), outputs=outputs, **options)
+    result = steps.check(verify=verify, inputs=inputs, shapes=shapes, allow_unsafe=allow_unsafe, status=status)
+    steps.write()
+    return result
 
 
 def save(model: Model, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Writing a GraphDef so that a failure never leaves a partial file."""
+"""Writing a GraphDef so that a failure never leaves a partial file, and where a fix may go."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf import text_format
 
+from graphdoc.errors import GraphdocError
 from graphdoc.proto import GraphDef
+
+if TYPE_CHECKING:
+    from graphdoc.rewrite import FixReport
 
 TEXT_SUFFIXES = (".pbtxt", ".txt", ".prototxt")
 
@@ -106,3 +111,34 @@ def _write_direct(handle: int, data: bytes) -> bool:
 def _write_all(handle: int, data: memoryview) -> None:
     while data:
         data = data[os.write(handle, data) :]
+
+
+def fix_destination(source: Path, output: Path | None, *, in_place: bool = False,
+                    dry_run: bool = False) -> tuple[Path | None, bool]:
+    """Where a fix of `source` is written (None for a dry run without one), and whether
+    that overwrites `source`. Refuses, before anything is loaded, what could not be written."""
+    if in_place:
+        output = output or source
+    if output is None and not dry_run:
+        raise GraphdocError("a fix needs an output path (or a dry run, to see what would change)")
+    overwrites = output is not None and output.resolve() == source.resolve()
+    if overwrites and not in_place:
+        raise GraphdocError(f"{output} is the input file; write to a new path, or fix in place to keep a backup")
+    if overwrites and source.is_dir():
+        raise GraphdocError("a fix in place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb")
+    if output is not None and not output.parent.is_dir():
+        raise GraphdocError(f"cannot write {output}: the directory {output.parent} does not exist")
+    return output, overwrites
+
+
+def write_fix(report: FixReport, source: Path, output: Path, *, backup: bool = False) -> None:
+    """Write `report`'s fixed graph to `output`; `backup` first keeps `source` as SOURCE.bak.
+
+    A fix that changed nothing writes `source` itself, byte for byte.
+    """
+    if not report.changed:
+        write_atomically(source.read_bytes(), output)
+        return
+    if backup:
+        write_atomically(source.read_bytes(), source.with_name(source.name + ".bak"))
+    write_graph_def(report.fixed.graph_def, output)

@@ -1,0 +1,92 @@
+"""What the commands share: arguments, loading, where the report goes, and what stderr shows meanwhile."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+# The package, not a name from it: run() replaces the list the package holds,
+# and this module is imported while the package is still being set up.
+from graphdoc import api, cli
+from graphdoc.writing import write_atomically
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+MODEL_HELP = (
+    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, or a TF1 checkpoint prefix with its .meta "
+    "(needs --outputs)"
+)
+
+
+def codes(text: str) -> list[str]:
+    return [code.strip() for code in text.split(",") if code.strip()]
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--outputs", type=codes, help="output node names, comma-separated (default: inferred)")
+    parser.add_argument("--signature", default="serving_default", help="SavedModel signature (default serving_default)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", type=Path, help="input data to run with (.npy for one input, .npz per input name)")
+    parser.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
+                        help="shape of an input whose dimensions the graph leaves open (-1 for the batch)")
+    parser.add_argument("--allow-unsafe-ops", action="store_true", help="run graphs that touch files or call Python")
+
+
+def load_model(path: Path, args: argparse.Namespace):
+    with status(f"loading {path}"):
+        model = api.load(path, outputs=args.outputs, signature=args.signature)
+    cli.keep_until_exit(model)
+    return model
+
+
+@contextlib.contextmanager
+def report_console(args: argparse.Namespace, console: Console):
+    """The console the report goes to: stdout, or the -o file (written atomically, plain text)."""
+    if getattr(args, "output", None) is None:
+        yield console
+        return
+    capture = Console(record=True, width=120, no_color=True, file=open(os.devnull, "w"))
+    yield capture
+    write_atomically(capture.export_text().encode("utf-8"), args.output)
+
+
+def emit(text: str, args: argparse.Namespace) -> None:
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(text.encode("utf-8"), args.output)
+
+
+def status(message: str):
+    """A spinner on stderr while something slow runs (only on a terminal; the report owns stdout)."""
+    stderr = Console(stderr=True)
+    return stderr.status(message) if stderr.is_terminal else contextlib.nullcontext()
+
+
+def shown_on(status, prefix: str = ""):
+    """A callback that puts its messages on the spinner `status`, if there is one (a terminal)."""
+    return (lambda message: status.update(prefix + message)) if status else (lambda message: None)
+
+
+@contextlib.contextmanager
+def progress(description: str):
+    """A progress line on stderr; advance(n) counts samples."""
+    # Imported here: only calibration shows progress, and the import costs every command.
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} samples"),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None, visible=False)
+
+        def advance(count: int) -> None:
+            bar.update(task, visible=True)
+            bar.advance(task, count)
+
+        yield advance

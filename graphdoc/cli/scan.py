@@ -1,0 +1,114 @@
+"""`graphdoc scan`: report training-mode BatchNorm, live dropout, training switches."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from graphdoc import api, cli
+from graphdoc.cli.options import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    MODEL_HELP,
+    add_model_options,
+    codes,
+    emit,
+    load_model,
+    report_console,
+)
+from graphdoc.errors import GraphdocError
+from graphdoc.fixing import chosen_rules
+from graphdoc.loading import is_model_directory
+from graphdoc.report.json_report import json_report
+from graphdoc.report.records import model_record
+from graphdoc.report.sarif import sarif_report
+from graphdoc.report.text import render_many, render_scan
+from graphdoc.rewrite.outputs import resolve_outputs
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    scan = commands.add_parser("scan", help="report training-mode BatchNorm, live dropout, training switches")
+    scan.add_argument("models", nargs="+", type=Path, help=MODEL_HELP + "; directories are searched for .pb/.pbtxt")
+    scan.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    scan.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
+    scan.add_argument("--select", type=codes, help="only these rule codes or families, comma-separated (GD1,GD201)")
+    scan.add_argument("--ignore", type=codes, help="skip these rule codes or families")
+    scan.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    scan.add_argument("-j", "--jobs", type=int, default=1, help="models scanned in parallel (0: one per core)")
+    scan.add_argument("--checkpoint", type=Path, help="look up missing moving statistics here, as fix --checkpoint "
+                      "does, so the report says what fix would fix")
+    add_model_options(scan)
+    scan.set_defaults(command=command)
+    return scan
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    paths = _expand(args.models)
+    chosen_rules(args.select, args.ignore)  # an unknown code is refused before anything is loaded
+    if len(paths) == 1 and args.format == "text":
+        return _one_to_text(paths[0], args, console)
+    results = _many(paths, args)
+    records = [r for r in results if isinstance(r, dict)]
+    errors = [r for r in results if isinstance(r, str)]
+    for error in errors:
+        print(f"graphdoc: error: {error}", file=sys.stderr)
+    if args.format == "text":
+        with report_console(args, console) as out:
+            render_many(out, records, errors)
+    else:
+        emit((json_report if args.format == "json" else sarif_report)(records), args)
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(r["findings"] for r in records) and not args.exit_zero else EXIT_CLEAN
+
+
+def _one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
+    model = load_model(path, args)
+    outputs = resolve_outputs(model.main, args.outputs)
+    findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint)
+    cli.keep_until_exit(findings)
+    with report_console(args, console) as out:
+        render_scan(out, model, findings, outputs, inferred=not args.outputs)
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
+    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+    work = [(path, args.select, args.ignore, args.outputs, args.signature, args.checkpoint) for path in paths]
+    if jobs == 1 or len(paths) == 1:
+        return [_to_record(*item) for item in work]
+    # Imported here: only -j needs worker processes, and the import costs every command.
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(_to_record, *zip(*work, strict=True)))
+
+
+def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None) -> dict | str:
+    """One model's report record, or its load error as a sentence (runs in a worker process)."""
+    try:
+        model = api.load(path, outputs=outputs, signature=signature)
+        findings = api.scan(model, select=select, ignore=ignore, checkpoint=checkpoint)
+        return model_record(model, findings, resolve_outputs(model.main, outputs))
+    except GraphdocError as error:
+        return str(error)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Models named on the command line; a directory that is not itself a model holds models."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir() or is_model_directory(path):
+            found.append(path)
+            continue
+        models = sorted(p for p in path.rglob("*") if p.suffix in (".pb", ".pbtxt") and p.name != "saved_model.pb")
+        models += sorted(p.parent for p in path.rglob("saved_model.pb"))
+        if not models:
+            raise GraphdocError(f"{path} holds no .pb or .pbtxt files and no SavedModel")
+        found.extend(models)
+    return found
