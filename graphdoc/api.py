@@ -27,7 +27,6 @@ from graphdoc.fixing import (
     VerificationFailed,
     chosen_rules,
     fix_model,
-    left_by_selection,
     verified,
 )
 from graphdoc.graph.model import Model
@@ -82,7 +81,7 @@ def fix(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     bind: dict[str, bool | int | float] | None = None,
-    verify: bool | None = None,
+    verify: bool = True,
     inputs: str | Path | None = None,
     shapes: dict[str, list[int]] | None = None,
     allow_unsafe: bool = False,
@@ -101,22 +100,19 @@ def fix(
     `status` as in `verify`); a failed check raises VerificationFailed, a FixError
     naming it. `verify=False`, or TensorFlow not installed, skips it:
     `result.verification` is then None (and `verification_skipped` says why
-    unless it was turned off). By default (`verify=None`) a fix is verified
-    unless `select`/`ignore` left other rules' findings in the fixed graph: the
-    checks would take that training behaviour for a broken fix (`graphdoc fix
-    --select` refuses such a fix); `verify=True` runs them all the same.
+    unless it was turned off). Findings `select`/`ignore` left in the graph
+    explain what still diverges; they do not fail the checks.
     Raises GraphdocError when a fix cannot be completed.
     """
-    if in_place and verify is not False and model.format not in GRAPHDEF_FORMATS:
+    if in_place and verify and model.format not in GRAPHDEF_FORMATS:
         raise GraphdocError(f"{model.path} cannot be read again to verify a fix made in place; "
                             "pass in_place=False, or verify=False")
     original = (lambda: load(model.path)) if in_place else (lambda: model)  # called only to verify
     report = fix_model(model, outputs=outputs, checkpoint=checkpoint, calibrate=calibrate, batch_size=batch_size,
                        unsafe_fixes=unsafe_fixes, in_place=in_place, progress=progress, select=select,
                        ignore=ignore, bind=bind)
-    skipped = left_by_selection(report, select, ignore) if verify is None else None
-    return verified(report, original, verify=verify is not False and skipped is None, inputs=inputs, shapes=shapes,
-                    allow_unsafe=allow_unsafe, status=status, skipped=skipped)
+    return verified(report, original, verify=verify, inputs=inputs, shapes=shapes, allow_unsafe=allow_unsafe,
+                    status=status)
 
 
 def verify(original: Model, report: FixReport, *, inputs: str | Path | None = None,

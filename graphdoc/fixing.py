@@ -24,7 +24,6 @@ from graphdoc.rewrite import FixReport
 from graphdoc.rewrite import fix as _fix
 from graphdoc.sources.completion import complete_statistics
 from graphdoc.rules import Finding, Rule, select_rules
-from graphdoc.scanning import scan
 from graphdoc.writing import fix_destination, write_fix
 
 if TYPE_CHECKING:
@@ -86,18 +85,6 @@ def fix_model(
                 rules=rules, bind=bind)
 
 
-def left_by_selection(report: FixReport, select: list[str] | None, ignore: list[str] | None) -> str | None:
-    """Why a fix narrowed by `select`/`ignore` is not verified by default, if it left other
-    rules' findings in the graph: the checks would take them for a broken fix."""
-    if not select and not ignore:
-        return None
-    left = {finding.code for finding in scan(report.fixed)} - {rule.code for rule in chosen_rules(select, ignore)}
-    if not left:
-        return None
-    return (f"select/ignore left {', '.join(sorted(left))} findings in the graph, which would fail the checks "
-            "(verify=True runs them all the same)")
-
-
 def tensorflow_installed() -> bool:
     try:
         return importlib.util.find_spec("tensorflow") is not None
@@ -107,16 +94,15 @@ def tensorflow_installed() -> bool:
 
 def verified(report: FixReport, original: Callable[[], Model], *, verify: bool = True,
              inputs: str | Path | None = None, shapes=None, allow_unsafe: bool = False,
-             status: Callable[[str], None] = lambda message: None, after: str = "",
-             skipped: str | None = None) -> FixResult:
+             status: Callable[[str], None] = lambda message: None, after: str = "") -> FixResult:
     """`report` with its verification against `original()`; raises VerificationFailed, its
-    message `after` the failed check, when a check fails. `skipped` says why `verify` is False.
+    message `after` the failed check, when a check fails.
 
     `original` is called only when there is something to verify: reading it
     again is what lets a GraphDef be fixed without a second copy in memory.
     """
     if not verify or not report.changed:
-        return _result(report, verification_skipped=skipped if report.changed else None)
+        return _result(report)
     if not tensorflow_installed():
         return _result(report, verification_skipped=TENSORFLOW_MISSING)
     from graphdoc.verify.verification import verify as run_checks

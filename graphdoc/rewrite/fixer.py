@@ -43,6 +43,7 @@ class FixReport:
     pruned: int
     size_before: tuple[int, int] = (0, 0)  # nodes and library functions of the model as given
     passes: list[tuple[str, int]] = field(default_factory=list)  # (pass, what it changed), in order
+    codes: frozenset[str] = frozenset()  # the rules fixed (all but those --select/--ignore left out)
 
     @property
     def changed(self) -> bool:
@@ -100,7 +101,7 @@ def fix(
         fixed=working, outputs=output_names, applied=structural + applied, held_back=held_back,
         not_fixable=[f for f in findings if f.fix is None] + overlapping, remaining=scan(working, rules),
         ops_before=ops_before, size_before=size_before, ops_after=op_counts(working),
-        pruned=passes.changed("prune"), passes=passes.results,
+        pruned=passes.changed("prune"), passes=passes.results, codes=frozenset(rule.code for rule in rules),
     )
 
 

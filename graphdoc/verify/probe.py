@@ -70,6 +70,7 @@ class ProbeReport:
     probed: int  # how many tensors had a batch dimension and were compared
     batch: int
     notes: list[str] = field(default_factory=list)  # what the run changed or could not check
+    nondeterministic: frozenset[str] = frozenset()  # every node whose value changes between runs
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,9 @@ def _probe(model: Model, *, findings, data, shapes, outputs, status, runner: Gra
     notes = [*inputs.described_settings(), *([plan.note] if plan.note else [])]
     if loops:
         notes.append(f"{len(loops)} node(s) inside while loops are seen through the loops' outputs")
-    return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=plan.size, notes=notes)
+    changing = frozenset(name for name, (_, run) in differences.items() if run > TOLERANCE)
+    return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=plan.size, notes=notes,
+                       nondeterministic=changing)
 
 
 def _run_plans(runner, groups, plans: list[_Plan], inputs: Inputs, status) -> tuple[_Plan, dict]:

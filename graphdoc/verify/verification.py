@@ -27,6 +27,7 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.view import Tensor
 from graphdoc.rewrite import FixReport
 from graphdoc.rules import LayerFormula
+from graphdoc.scanning import scan
 from graphdoc.verify.inputs import batch_size, samples
 from graphdoc.verify.probe import BATCH, FETCH_BUDGET, probe
 from graphdoc.verify.runnable import runnable
@@ -99,12 +100,15 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
             return verification
         verification.checks.append(
             Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {size}"))
-        probed = probe(fixed, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True, runner=runner,
-                       status=status)
+        # What the fix was not asked to fix (--select, --ignore) stays, and explains what diverges.
+        left = [finding for finding in scan(report.fixed) if report.codes and finding.code not in report.codes]
+        probed = probe(fixed, left, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True,
+                       runner=runner, status=status)
         verification.checks.append(_independence(probed))
         before = runnable(original, relax_batch=relax).model
-        verification.checks.append(
-            _untouched_nodes_agree(_untouched(original, report.fixed), before, batch, runner, size, status))
+        # Nodes that change between runs of the fixed graph cannot agree with another run.
+        untouched = _untouched(original, report.fixed) - probed.nondeterministic
+        verification.checks.append(_untouched_nodes_agree(untouched, before, batch, runner, size, status))
         formulas = [f.fix.formula for f in report.applied if f.fix is not None and f.fix.formula is not None]
         if formulas:
             verification.checks.append(_layers_follow_their_formula(fixed, formulas, batch, runner))
@@ -112,13 +116,19 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
 
 
 def _independence(probed) -> Check:
-    roots = probed.roots
-    detail = "no node depends on the batch or changes between runs" if not roots else (
-        f"{roots[0].node} ({roots[0].op}) {roots[0].kind}" + (f" and {len(roots) - 1} more" if len(roots) > 1 else "")
-    )
-    if probed.notes and not roots:
+    """Check 2: no root of divergence the findings left in the graph do not explain."""
+    name = "batch-independent and deterministic"
+    roots = [root for root in probed.roots if root.finding is None]
+    left = sorted({root.finding.code for root in probed.roots if root.finding is not None})
+    if roots:
+        more = f" and {len(roots) - 1} more" if len(roots) > 1 else ""
+        return Check(name, False, f"{roots[0].node} ({roots[0].op}) {roots[0].kind}{more}")
+    detail = "no node depends on the batch or changes between runs"
+    if left:
+        detail = f"only where findings left in the graph say ({', '.join(left)})"
+    if probed.notes:
         detail += f" ({'; '.join(probed.notes)})"
-    return Check("batch-independent and deterministic", not roots, detail)
+    return Check(name, True, detail)
 
 
 def _layers_follow_their_formula(fixed: Model, formulas: list[LayerFormula], batch, runner: GraphRunner) -> Check:
