@@ -61,11 +61,16 @@ def inside_loops(view: GraphView) -> set[str]:
     TensorFlow cannot fetch these from a session (each iteration would set
     the value again); the Exits carry the loop's results out.
     """
+    return downstream_until(view, view.ops_of(_ENTER_OPS), _EXIT_OPS)
+
+
+def downstream_until(view: GraphView, starts: list[str], stops: frozenset[str]) -> set[str]:
+    """`starts` and every node they feed (data or control), up to but not including the ops in `stops`."""
     inside: set[str] = set()
-    stack = list(view.ops_of(_ENTER_OPS))
+    stack = list(starts)
     while stack:
         name = stack.pop()
-        if name in inside or view.op(name) in _EXIT_OPS:
+        if name in inside or view.op(name) in stops:
             continue
         inside.add(name)
         stack.extend(view.consumers(name))

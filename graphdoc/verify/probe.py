@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from graphdoc.errors import GraphdocError
-from graphdoc.graph.frames import inside_loops
+from graphdoc.graph.frames import downstream_until, inside_loops
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
 from graphdoc.ops import MERGE_OPS, SWITCH_OPS
@@ -290,16 +290,8 @@ def _inside_branches(view: GraphView) -> set[str]:
     """Switches and the nodes inside a TF1 tf.cond branch: a branch not taken cannot be fetched.
     (A while loop's Switches, on its LoopCond, lead to its body and its Exits.)"""
     switches = [name for name in view.ops_of(SWITCH_OPS) if view.op(view.inputs(name)[1].node) != "LoopCond"]
-    inside: set[str] = set(switches)
-    stack = [use.consumer for name in switches for port in (0, 1) for use in view.uses(Tensor(name, port))]
-    while stack:
-        name = stack.pop()
-        if name in inside or view.op(name) in MERGE_OPS:
-            continue
-        inside.add(name)
-        stack.extend(view.consumers(name))
-        stack.extend(view.control_users(name))
-    return inside
+    branches = [use.consumer for name in switches for port in (0, 1) for use in view.uses(Tensor(name, port))]
+    return set(switches) | downstream_until(view, branches, MERGE_OPS)
 
 
 def _explanations(findings) -> dict[str, Finding]:
