@@ -150,11 +150,13 @@ def _load_checkpoint(path: Path, outputs: list[str] | None) -> Model:
 def _load_saved_model(path: Path, signature: str) -> Model:
     from graphdoc.tf.saved_model import freeze_signature
 
+    graph_def, output_keys = freeze_signature(path, signature)
     return Model(
-        graph_def=freeze_signature(path, signature),
+        graph_def=graph_def,
         path=path,
         format=f"SavedModel, signature {signature!r} frozen",
         checkpoint=path / "variables" / "variables",
+        aliases=output_keys,
     )
 
 

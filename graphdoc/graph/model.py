@@ -29,6 +29,8 @@ class Model:
     checkpoint: Path | None = None
     # What loading changed so that the graph can be fed (iterators made placeholders).
     notes: list[str] = field(default_factory=list)
+    # A SavedModel signature's output keys, and the nodes that compute them ("probs" -> "Identity").
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def main(self) -> GraphView:

@@ -81,7 +81,7 @@ def fix(
     is_training=false`), for graphs whose switches graphdoc cannot judge.
     Every pass is linted as it ends (graphdoc/rewrite/passes.py).
     """
-    output_names = resolve_outputs(model.main, outputs)
+    output_names = resolve_outputs(model.main, outputs, model.aliases)
     ops_before, size_before = op_counts(model), (len(model.graph_def.node), len(model.graph_def.library.function))
     if bind:
         model, in_place = _bound(model if in_place else copy_model(model), bind, output_names), True

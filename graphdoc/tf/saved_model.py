@@ -11,8 +11,9 @@ from graphdoc.errors import LoadError, first_line
 from graphdoc.proto import GraphDef
 
 
-def freeze_signature(directory: Path, signature: str) -> GraphDef:
-    """The signature's function with its variables as constants and its calls inlined.
+def freeze_signature(directory: Path, signature: str) -> tuple[GraphDef, dict[str, str]]:
+    """The signature's function with its variables as constants and its calls inlined, and its
+    output keys with the tensors that compute them.
 
     TensorFlow's public freezer (convert_variables_to_constants_v2) imports the
     result to check it, and a graph traced in training mode fails that import:
@@ -31,4 +32,13 @@ def freeze_signature(directory: Path, signature: str) -> GraphDef:
         func=signatures[signature], lower_control_flow=True, aggressive_inlining=True
     )
     graph_def, _ = convert_to_constants._replace_variables_by_constants(converter_data=data)
-    return GraphDef.FromString(graph_def.SerializeToString())
+    return GraphDef.FromString(graph_def.SerializeToString()), _output_keys(signatures[signature])
+
+
+def _output_keys(function) -> dict[str, str]:
+    """The signature's output keys and the tensors that compute them ("probs" -> "Identity:0")."""
+    outputs = function.structured_outputs
+    if not isinstance(outputs, dict) or len(outputs) != len(function.outputs):
+        return {}
+    # The function's outputs are the structure flattened, dict keys in sorted order.
+    return {key: tensor.name for key, tensor in zip(sorted(outputs), function.outputs, strict=True)}

@@ -42,7 +42,7 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
 
     for model in (first, second):
         refuse_unsafe(model, allow=allow_unsafe, purpose="comparing")
-    names = resolve_outputs(first.main, outputs)
+    names = resolve_outputs(first.main, outputs, first.aliases)
     other_names = [name if name in second.main.nodes else None for name in names]
     if None in other_names:
         inferred = resolve_outputs(second.main, None)
