@@ -55,8 +55,10 @@ def scan(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     checkpoint: str | Path | None = None,
+    keep: tuple[str, ...] = (),
 ) -> list[Finding]:
-    """Every finding in `model`, sorted; `select`/`ignore` take rule codes or families (GD1).
+    """Every finding in `model`, sorted; `select`/`ignore` take rule codes or families (GD1);
+    findings `keep` patterns match are marked kept (deliberate training behaviour).
 
     Statistics the graph lacks are looked up in `checkpoint` (or the checkpoint
     the model was loaded from), as `fix` would: a finding is fixable here
@@ -64,7 +66,7 @@ def scan(
     """
     rules = chosen_rules(select, ignore)
     codes = {rule.code for rule in rules}
-    findings = complete_statistics(model, _scan(model, rules), checkpoint=checkpoint)
+    findings = complete_statistics(model, _scan(model, rules, keep), checkpoint=checkpoint)
     return [finding for finding in findings if finding.code in codes]
 
 
@@ -81,6 +83,7 @@ def fix(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     bind: dict[str, bool | int | float] | None = None,
+    keep: tuple[str, ...] = (),
     verify: bool = True,
     inputs: str | Path | None = None,
     shapes: dict[str, list[int]] | None = None,
@@ -110,7 +113,7 @@ def fix(
     original = (lambda: load(model.path)) if in_place else (lambda: model)  # called only to verify
     report = fix_model(model, outputs=outputs, checkpoint=checkpoint, calibrate=calibrate, batch_size=batch_size,
                        unsafe_fixes=unsafe_fixes, in_place=in_place, progress=progress, select=select,
-                       ignore=ignore, bind=bind)
+                       ignore=ignore, bind=bind, keep=keep)
     return verified(report, original, verify=verify, inputs=inputs, shapes=shapes, allow_unsafe=allow_unsafe,
                     status=status)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graphdoc.errors import FixError, GraphdocError
+from graphdoc.errors import FixError, GraphdocError, install_tensorflow_hint
 from graphdoc.graph.model import Model
 from graphdoc.loading import GRAPHDEF_FORMATS, load
 from graphdoc.rewrite import FixReport
@@ -29,7 +29,7 @@ from graphdoc.writing import fix_destination, write_fix
 if TYPE_CHECKING:
     from graphdoc.verify.verification import Verification
 
-TENSORFLOW_MISSING = "TensorFlow is not installed (pip install 'graphdoc-tf[tf]')"
+TENSORFLOW_MISSING = f"TensorFlow is not installed ({install_tensorflow_hint()})"
 
 
 @dataclass
@@ -73,6 +73,7 @@ def fix_model(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     bind: dict[str, bool | int | float] | None = None,
+    keep: tuple[str, ...] = (),
 ) -> FixReport:
     """The fix, in memory and not yet verified (graphdoc.fix documents the options)."""
     rules = chosen_rules(select, ignore)
@@ -82,7 +83,7 @@ def fix_model(
                                    batch_size=batch_size, progress=progress)
 
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
-                rules=rules, bind=bind)
+                rules=rules, bind=bind, keep=keep)
 
 
 def tensorflow_installed() -> bool:

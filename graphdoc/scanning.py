@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import itertools
 
@@ -16,11 +17,14 @@ from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Applicability, Finding, 
 PARALLEL_FROM_NODES = 200_000
 
 
-def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Finding]:
+def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES, keep: tuple[str, ...] = ()) -> list[Finding]:
     """Every finding of `rules` in the main graph and in each library function, sorted.
 
     On a large model the rule families (GD1 BatchNorm, GD2 dropout, ...) run
-    on separate cores; the findings are the same either way.
+    on separate cores; the findings are the same either way. A finding whose
+    node, location or layer matches a `keep` pattern (fnmatch: `mc_dropout/*`)
+    is training behaviour the model means to have: it is marked kept, and
+    neither fixed nor counted as a failure.
     """
     families = [list(group) for _, group in itertools.groupby(rules, key=lambda rule: rule.code[:3])]
     workers = min(cores(), len(families)) if sum(map(len, model.views)) >= PARALLEL_FROM_NODES else 1
@@ -29,7 +33,14 @@ def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES) -> list[Findin
     # By code, then in the order the rules found them: graph by graph, in file
     # order (producers before consumers), so the report reads from input to output.
     findings = [finding for share in found for finding in share]
-    return sorted(_credit_structural_fixes(findings), key=lambda finding: finding.code)
+    findings = sorted(_credit_structural_fixes(findings), key=lambda finding: finding.code)
+    return [_kept(finding, keep) for finding in findings] if keep else findings
+
+
+def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
+    names = [finding.node, finding.location, *([finding.site.layer] if finding.site is not None else [])]
+    pattern = next((p for p in patterns if any(fnmatch.fnmatchcase(name, p) for name in names)), None)
+    return finding if pattern is None else dataclasses.replace(finding, kept=pattern)
 
 
 def _check(model: Model, rules: list[type[Rule]]) -> list[Finding]:

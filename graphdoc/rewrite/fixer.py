@@ -44,6 +44,7 @@ class FixReport:
     size_before: tuple[int, int] = (0, 0)  # nodes and library functions of the model as given
     passes: list[tuple[str, int]] = field(default_factory=list)  # (pass, what it changed), in order
     codes: frozenset[str] = frozenset()  # the rules fixed (all but those --select/--ignore left out)
+    kept: list[Finding] = field(default_factory=list)  # deliberate training behaviour (`keep`), left as it is
 
     @property
     def changed(self) -> bool:
@@ -67,6 +68,7 @@ def fix(
     in_place: bool = False,
     rules: tuple[type[Rule], ...] = ALL_RULES,
     bind: dict[str, bool | int | float] | None = None,
+    keep: tuple[str, ...] = (),
 ) -> FixReport:
     """Fix `model`'s findings on a copy of its GraphDef and check the result.
 
@@ -79,27 +81,28 @@ def fix(
     the original if they need it again. Only `rules`' findings are fixed.
     `bind` sets placeholders to constants before anything else (`--bind
     is_training=false`), for graphs whose switches graphdoc cannot judge.
+    Findings `keep` patterns match are left as they are (scanning.scan).
     Every pass is linted as it ends (graphdoc/rewrite/passes.py).
     """
     output_names = resolve_outputs(model.main, outputs, model.aliases)
     ops_before, size_before = op_counts(model), (len(model.graph_def.node), len(model.graph_def.library.function))
     if bind:
         model, in_place = _bound(model if in_place else copy_model(model), bind, output_names), True
-    findings = scan(model, rules) if findings is None or bind else findings
+    findings = scan(model, rules, keep) if findings is None or bind else findings
     passes = Passes(model if in_place else copy_model(model), output_names)
-    findings, structural = _structural_round(passes, model, findings, rules)
-    if complete is not None:
-        findings = complete(passes.model, findings)
+    findings, structural = _structural_round(passes, model, findings, rules, keep)
+    findings = complete(passes.model, findings) if complete is not None else findings
+    kept, findings = [f for f in findings if f.kept], [f for f in findings if not f.kept]
     held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes]
     _refuse_missing_statistics(findings, held_back)
     applied, overlapping = without_overlaps([f for f in findings if f.fix is not None and f not in held_back])
     passes.run("apply the fixes", lambda working: apply_fixes(working, applied))
     _clean_up(passes)
-    working = passes.model
-    # The working copy's views were kept consistent edit by edit: re-scan them as they are.
+    working = passes.model  # its views were kept consistent edit by edit: re-scan them as they are
     return FixReport(
         fixed=working, outputs=output_names, applied=structural + applied, held_back=held_back,
-        not_fixable=[f for f in findings if f.fix is None] + overlapping, remaining=scan(working, rules),
+        not_fixable=[f for f in findings if f.fix is None] + overlapping,
+        remaining=[f for f in scan(working, rules, keep) if not f.kept], kept=kept,
         ops_before=ops_before, size_before=size_before, ops_after=op_counts(working),
         pruned=passes.changed("prune"), passes=passes.results, codes=frozenset(rule.code for rule in rules),
     )
@@ -112,7 +115,7 @@ def _clean_up(passes: Passes) -> None:
 
 
 def _structural_round(
-    passes: Passes, model: Model, findings: list[Finding], rules: tuple[type[Rule], ...]
+    passes: Passes, model: Model, findings: list[Finding], rules: tuple[type[Rule], ...], keep: tuple[str, ...]
 ) -> tuple[list[Finding], list[Finding]]:
     """Apply the fixes that decide which parts of the graph run (training switches), fold the
     control flow they make constant, prune, and scan again.
@@ -120,14 +123,14 @@ def _structural_round(
     Returns the new findings and the findings fixed (the structural ones, and
     those that went with the branches they removed).
     """
-    structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES]
+    structural = [f for f in findings if f.fix is not None and f.code in STRUCTURAL_RULES and not f.kept]
     if not structural:
         return findings, []
     passes.run("bind the training switches", lambda working: apply_fixes(working, structural))
     passes.run("fold the constant control flow", fold_constant_control_flow)
     passes.run("prune", lambda working: prune_model(working, passes.outputs))
     passes.model = dataclasses.replace(model, graph_def=passes.model.graph_def)
-    found = scan(passes.model, rules)
+    found = scan(passes.model, rules, keep)
     left = {finding.location for finding in found}
     carried = [f for f in findings if f.fix is not None and f.code not in STRUCTURAL_RULES and f.location not in left]
     return found, structural + carried

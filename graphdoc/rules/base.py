@@ -105,6 +105,9 @@ class Finding:
     # calibration run can complete the fix later.
     site: PendingFix | None = None
     severity: Severity | None = None  # when it differs from the rule's
+    # The configured `keep` pattern that marks this training behaviour deliberate (Monte-Carlo
+    # dropout): reported as kept, never fixed, never a failure.
+    kept: str = ""
 
     def level(self) -> Severity:
         from graphdoc.rules import RULES_BY_CODE

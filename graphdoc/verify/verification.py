@@ -100,8 +100,10 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
             return verification
         verification.checks.append(
             Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {size}"))
-        # What the fix was not asked to fix (--select, --ignore) stays, and explains what diverges.
-        left = [finding for finding in scan(report.fixed) if report.codes and finding.code not in report.codes]
+        # What the fix was not asked to fix (--select, --ignore, `keep`) stays, and explains what diverges.
+        kept = {finding.location for finding in report.kept}
+        left = [finding for finding in scan(report.fixed)
+                if (report.codes and finding.code not in report.codes) or finding.location in kept]
         probed = probe(fixed, left, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True,
                        runner=runner, status=status)
         verification.checks.append(_independence(probed))
