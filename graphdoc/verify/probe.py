@@ -71,6 +71,8 @@ class ProbeReport:
     batch: int
     notes: list[str] = field(default_factory=list)  # what the run changed or could not check
     nondeterministic: frozenset[str] = frozenset()  # every node whose value changes between runs
+    # Every probed node in graph order: (node, op, batch difference, run difference), for a profile.
+    profile: list[tuple[str, str, float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,9 @@ def _probe(model: Model, *, findings, data, shapes, outputs, status, runner: Gra
     if loops:
         notes.append(f"{len(loops)} node(s) inside while loops are seen through the loops' outputs")
     changing = frozenset(name for name, (_, run) in differences.items() if run > TOLERANCE)
+    profile = [(node, view.op(node), *differences[node]) for node in view.topological_order() if node in differences]
     return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=plan.size, notes=notes,
-                       nondeterministic=changing)
+                       nondeterministic=changing, profile=profile)
 
 
 def _run_plans(runner, groups, plans: list[_Plan], inputs: Inputs, status) -> tuple[_Plan, dict]:
