@@ -1,4 +1,4 @@
-"""SavedModels as their users name things: signature output keys."""
+"""SavedModels and checkpoints as their users name things: signature output keys, output candidates."""
 
 import zoo
 import tfrun
@@ -16,3 +16,13 @@ def test_a_signature_output_key_names_an_output(tmp_path):
     [fixed] = tfrun.run(output.read_bytes(), {"input:0": data}, ["Identity:0"])
     [expected] = tfrun.run(reference, {"input:0": data}, ["output:0"])
     assert tfrun.relative_error(fixed, expected) <= 1e-5
+
+
+def test_a_checkpoint_without_outputs_offers_candidates_and_a_misspelling_gets_a_suggestion(tmp_path, capsys):
+    import zoo_tf1
+
+    prefix = zoo_tf1.train_tf1(zoo.slim_conv_stack(fused=True), (8, 8, 3), tmp_path, steps=2).prefix
+    assert main(["scan", prefix]) == 2
+    assert "name the model's outputs with --outputs (candidates: output" in capsys.readouterr().err
+    assert main(["scan", prefix, "--outputs", "outptu"]) == 2
+    assert "did you mean output" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,30 @@ class CheckpointVariables:
         return np.asarray(self._reader.get_tensor(self._keys[name]))
 
 
+def _candidates(graph_def) -> str:
+    """The nodes that could be the model's outputs: what nothing reads, without the training
+    script's own (the optimizer, saving and restoring, initializers, summaries)."""
+    from graphdoc.graph.outputs import infer_outputs
+    from graphdoc.graph.view import GraphView
+
+    view = GraphView(graph_def.node)
+    # The model's output usually feeds the loss, so it is no sink: its usual names come first.
+    named = [name for name in view.nodes if _OUTPUT_NAMES.fullmatch(name.rpartition("/")[2])]
+    sinks = [name for name in infer_outputs(view) if not name.startswith(_TRAINING_SCOPES)
+             and not view.op(name).startswith(("Apply", "ResourceApply")) and view.op(name) not in _BOOKKEEPING]
+    names = list(dict.fromkeys(named + sinks))
+    return f" (candidates: {', '.join(names[:5])})" if names else ""
+
+
+_OUTPUT_NAMES = re.compile(r"(output|outputs|logits|predictions?|probs|probabilities|softmax|Softmax)(_\d+)?")
+
+
+_BOOKKEEPING = frozenset({"NoOp", "ReadVariableOp", "VarIsInitializedOp", "IsVariableInitialized", "IteratorToStringHandle",
+                          "MergeSummary", "ScalarSummary", "HistogramSummary", "ImageSummary"})
+# Scopes a TF1 training script's Saver, optimizer, initializers and summaries write to.
+_TRAINING_SCOPES = ("save/", "save_", "gradients/", "init", "report_uninitialized", "summaries/", "global_step")
+
+
 def load_meta_checkpoint(prefix: Path, outputs: list[str]) -> GraphDef:
     """Import `prefix.meta`, restore the variables, and freeze the graph for `outputs`."""
     meta_path = Path(f"{prefix}.meta")
@@ -84,13 +110,14 @@ def load_meta_checkpoint(prefix: Path, outputs: list[str]) -> GraphDef:
             f"{prefix} is a checkpoint without a .meta graph; pass the frozen .pb as the model and the "
             "checkpoint with --checkpoint"
         )
-    if not outputs:
-        raise LoadError(f"{prefix} is a training checkpoint: name the model's outputs with --outputs")
     meta = MetaGraphDef()
     try:
         meta.ParseFromString(meta_path.read_bytes())
     except Exception:
         raise LoadError(f"{meta_path} could not be parsed as a MetaGraphDef; is it truncated?") from None
+    if not outputs:
+        raise LoadError(f"{prefix} is a training checkpoint: name the model's outputs with --outputs"
+                        f"{_candidates(meta.graph_def)}")
     # Graphs written by TF 1.x carry _output_shapes that current releases may reject.
     for node in meta.graph_def.node:
         node.attr.pop("_output_shapes", None)
@@ -104,7 +131,9 @@ def load_meta_checkpoint(prefix: Path, outputs: list[str]) -> GraphDef:
         names = [name.split(":")[0] for name in outputs]
         missing = [name for name in names if name not in {op.name for op in graph.get_operations()}]
         if missing:
-            raise LoadError(f"output {missing[0]!r} is not a node of {meta_path}")
+            close = difflib.get_close_matches(missing[0], [op.name for op in graph.get_operations()], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else _candidates(meta.graph_def)
+            raise LoadError(f"output {missing[0]!r} is not a node of {meta_path}{hint}")
         with tf.compat.v1.Session(graph=graph) as session:
             try:
                 saver.restore(session, str(prefix))
