@@ -132,6 +132,36 @@ def is_model_directory(path: Path) -> bool:
     return is_saved_model(path) or (path.is_dir() and _is_checkpoint(path))
 
 
+def find_models(paths: list[Path]) -> list[Path]:
+    """The models `paths` name, each once: a file or a model directory is one; any other
+    directory holds models (its .pb and .pbtxt files, and its SavedModels, whose own
+    files are not models: fingerprint.pb, variables/, assets/)."""
+    found: dict[str, Path] = {}  # by real path: a file named twice, or in a directory and by name, is one model
+    for path in paths:
+        if not path.is_dir() or is_model_directory(path):
+            found.setdefault(os.path.realpath(path), path)
+            continue
+        models = _models_under(path)
+        if not models:
+            raise LoadError(f"{path} holds no .pb or .pbtxt files and no SavedModel")
+        for model in models:
+            found.setdefault(os.path.realpath(model), model)
+    return list(found.values())
+
+
+def _models_under(directory: Path) -> list[Path]:
+    models = []
+    for root, subdirectories, files in os.walk(directory):
+        here = Path(root)
+        if is_saved_model(here):
+            models.append(here)
+            subdirectories.clear()  # variables/ and assets/ belong to it
+            continue
+        subdirectories.sort()
+        models += [here / name for name in sorted(files) if Path(name).suffix in (".pb", ".pbtxt")]
+    return sorted(models)
+
+
 def _is_checkpoint(path: Path) -> bool:
     if path.is_dir():
         return (path / "checkpoint").is_file()
@@ -150,13 +180,14 @@ def _load_checkpoint(path: Path, outputs: list[str] | None) -> Model:
 def _load_saved_model(path: Path, signature: str) -> Model:
     from graphdoc.tf.saved_model import freeze_signature
 
-    graph_def, output_keys = freeze_signature(path, signature)
+    graph_def, output_keys, variables = freeze_signature(path, signature)
     return Model(
         graph_def=graph_def,
         path=path,
         format=f"SavedModel, signature {signature!r} frozen",
         checkpoint=path / "variables" / "variables",
         aliases=output_keys,
+        variables=variables,
     )
 
 

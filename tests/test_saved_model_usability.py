@@ -26,3 +26,9 @@ def test_a_checkpoint_without_outputs_offers_candidates_and_a_misspelling_gets_a
     assert "name the model's outputs with --outputs (candidates: output" in capsys.readouterr().err
     assert main(["scan", prefix, "--outputs", "outptu"]) == 2
     assert "did you mean output" in capsys.readouterr().err
+
+
+def test_a_savedmodel_variable_is_named_as_its_object_graph_names_it(tmp_path):
+    path, _ = zoo.keras2_saved_model(tmp_path)
+    messages = [f.message for f in api.scan(api.load(path)) if f.code == "GD303"]
+    assert messages and all("bn1/moving_" in message for message in messages), messages

@@ -31,6 +31,9 @@ class Model:
     notes: list[str] = field(default_factory=list)
     # A SavedModel signature's output keys, and the nodes that compute them ("probs" -> "Identity").
     aliases: dict[str, str] = field(default_factory=dict)
+    # A SavedModel's variables: the node freezing made of each, and the name it has ("unknown_3" ->
+    # "bn1/moving_mean").
+    variables: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def main(self) -> GraphView:

@@ -54,7 +54,7 @@ class StateUpdate(Rule):
         needed = view.needed_by(infer_outputs(view)) if updates and not view.scope else set()
         for name in updates:
             readers = view.consumers(name)
-            message = self._message(view, name, needed)
+            message = self._message(view, name, needed, model.variables)
             if readers:
                 yield self.finding(view, name, message, unfixable=f"its result is read by {readers[0]}")
             else:
@@ -63,8 +63,11 @@ class StateUpdate(Rule):
                                                  (RemoveNodes(view.scope, frozenset({name})),)),
                 )
 
-    def _message(self, view: GraphView, name: str, needed: set[str]) -> str:
-        writes = f"{view.op(name)} writes {view.resolve(view.inputs(name)[0]).node}"
+    def _message(self, view: GraphView, name: str, needed: set[str], variables: dict[str, str]) -> str:
+        target = view.resolve(view.inputs(name)[0]).node
+        # A frozen SavedModel calls its variables unknown_N; the object graph knows their names.
+        written = f"{variables[target]} ({target})" if target in variables else target
+        writes = f"{view.op(name)} writes {written}"
         waiting = [user for user in (*view.control_users(name), *view.consumers(name)) if user in needed]
         if name not in needed or not waiting:
             return f"{writes} at inference"

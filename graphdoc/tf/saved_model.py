@@ -11,9 +11,10 @@ from graphdoc.errors import LoadError, first_line
 from graphdoc.proto import GraphDef
 
 
-def freeze_signature(directory: Path, signature: str) -> tuple[GraphDef, dict[str, str]]:
-    """The signature's function with its variables as constants and its calls inlined, and its
-    output keys with the tensors that compute them.
+def freeze_signature(directory: Path, signature: str) -> tuple[GraphDef, dict[str, str], dict[str, str]]:
+    """The signature's function with its variables as constants and its calls inlined, its
+    output keys with the tensors that compute them, and the names its variables have in the
+    SavedModel's object graph (the frozen graph calls them `unknown_3`).
 
     TensorFlow's public freezer (convert_variables_to_constants_v2) imports the
     result to check it, and a graph traced in training mode fails that import:
@@ -32,7 +33,15 @@ def freeze_signature(directory: Path, signature: str) -> tuple[GraphDef, dict[st
         func=signatures[signature], lower_control_flow=True, aggressive_inlining=True
     )
     graph_def, _ = convert_to_constants._replace_variables_by_constants(converter_data=data)
-    return GraphDef.FromString(graph_def.SerializeToString()), _output_keys(signatures[signature])
+    function = signatures[signature]
+    return GraphDef.FromString(graph_def.SerializeToString()), _output_keys(function), _variable_names(loaded, function)
+
+
+def _variable_names(loaded, function) -> dict[str, str]:
+    """Each captured variable's placeholder in the function, and the variable's own name."""
+    names = {id(variable.handle): variable.name.split(":")[0] for variable in loaded.variables}
+    return {inner.name.split(":")[0]: names[id(outer)] for outer, inner in function.graph.captures
+            if id(outer) in names}
 
 
 def _output_keys(function) -> dict[str, str]:
