@@ -24,3 +24,19 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message: TensorFlow's run to many lines."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def install_tensorflow_hint() -> str:
+    """What to run to get TensorFlow: the package itself, and the `tf` extra from a source checkout.
+
+    graphdoc's own distribution is not on the package index, so a hint naming
+    it (`pip install 'graphdoc-tf[tf]'`) would send the user to nothing.
+    """
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parent.parent
+    project = checkout / "pyproject.toml"
+    if not (project.is_file() and 'name = "graphdoc-tf"' in project.read_text(errors="replace")):
+        return "pip install tensorflow"
+    here = "." if checkout == Path.cwd().resolve() else str(checkout)
+    return f"pip install tensorflow, or from the source checkout: pip install '{here}[tf]'"

@@ -42,9 +42,27 @@ def write_graph_def(graph_def: GraphDef, path: Path) -> None:
 def write_atomically(data: bytes, path: Path) -> None:
     """Write to a temporary file beside `path`, then rename it into place.
 
-    A failure at any point leaves the previous file at `path` as it was and no
-    temporary file behind.
+    A failure at any point (an interrupt too) leaves the previous file at `path`
+    as it was and no temporary file behind; one the user can act on (no such
+    directory, no permission, a full disk) is a GraphdocError.
     """
+    refuse_unwritable(path)
+    try:
+        _replace_atomically(data, path)
+    except OSError as error:
+        raise GraphdocError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def refuse_unwritable(path: Path) -> None:
+    """Refuse, in one sentence, a path no file can be written to: a directory, or one in a missing directory."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise GraphdocError(f"cannot write {path}: it is a directory; name the file to write")
+    if not directory.is_dir():
+        raise GraphdocError(f"cannot write {path}: the directory {directory} does not exist")
+
+
+def _replace_atomically(data: bytes, path: Path) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     mode = _mode_for(path)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -126,8 +144,8 @@ def fix_destination(source: Path, output: Path | None, *, in_place: bool = False
         raise GraphdocError(f"{output} is the input file; write to a new path, or fix in place to keep a backup")
     if overwrites and source.is_dir():
         raise GraphdocError("a fix in place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb")
-    if output is not None and not output.parent.is_dir():
-        raise GraphdocError(f"cannot write {output}: the directory {output.parent} does not exist")
+    if output is not None:
+        refuse_unwritable(output)
     return output, overwrites
 
 
@@ -139,6 +157,13 @@ def write_fix(report: FixReport, source: Path, output: Path, *, backup: bool = F
     if not report.changed:
         write_atomically(source.read_bytes(), output)
         return
+    kept = source.with_name(source.name + ".bak")
+    new_backup = backup and not kept.exists()
     if backup:
-        write_atomically(source.read_bytes(), source.with_name(source.name + ".bak"))
-    write_graph_def(report.fixed.graph_def, output)
+        write_atomically(source.read_bytes(), kept)
+    try:
+        write_graph_def(report.fixed.graph_def, output)
+    except BaseException:
+        if new_backup:  # the source is as it was: a backup of it made for nothing would be left over
+            kept.unlink(missing_ok=True)
+        raise

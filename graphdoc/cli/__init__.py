@@ -1,7 +1,8 @@
 """The `graphdoc` command: a thin layer over graphdoc.api and the reports.
 
 Exit codes: 0 nothing found, 1 findings remain (or outputs differ), 2 bad
-input or usage. Reports go to stdout (or -o); errors and progress to stderr.
+input or usage, 130 interrupted (Ctrl-C). Reports go to stdout (or -o);
+errors and progress to stderr.
 
 A module per command (scan, fix, probe, compare, show, rule), each with
 `add_parser(commands)` and `command(args, console)`; options.py holds what
@@ -20,11 +21,11 @@ from rich.console import Console
 
 from graphdoc import __version__
 from graphdoc.cli import compare, fix, probe, rule, scan, show
-from graphdoc.cli.options import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS
+from graphdoc.cli.options import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, EXIT_INTERRUPTED
 from graphdoc.cli.options import shown_on as _shown_on
 from graphdoc.errors import GraphdocError
 
-__all__ = ["main", "run", "EXIT_CLEAN", "EXIT_FINDINGS", "EXIT_ERROR", "_shown_on"]
+__all__ = ["main", "run", "EXIT_CLEAN", "EXIT_FINDINGS", "EXIT_ERROR", "EXIT_INTERRUPTED", "_shown_on"]
 
 _COMMANDS = (scan, fix, probe, compare, show, rule)
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
     try:
+        _refuse_writing_over_inputs(args)
         return args.command(args, console)
     except GraphdocError as error:
         if args.debug:
@@ -47,9 +49,27 @@ def main(argv: list[str] | None = None) -> int:
                 print(error.detail, file=sys.stderr)
         print(f"graphdoc: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        # Files are written atomically: an interrupt leaves no partial output to clean up here.
+        if args.debug:
+            traceback.print_exc()
+        print("graphdoc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if collecting:  # called as a function (tests, scripts), not as the command
             gc.enable()
+
+
+def _refuse_writing_over_inputs(args: argparse.Namespace) -> None:
+    """A report or a drawing written over a model it read would destroy the model
+    (fix, which can write in place on purpose, checks its own -o)."""
+    if hasattr(args, "in_place"):
+        return
+    inputs = [*getattr(args, "models", []), *filter(None, [getattr(args, "model", None)])]
+    for option, output in (("-o", getattr(args, "output", None)), ("--dot", getattr(args, "dot", None)),
+                           ("--svg", getattr(args, "svg", None))):
+        if output is not None and any(output.resolve() == path.resolve() for path in inputs):
+            raise GraphdocError(f"{option} {output} names a model this command reads; write somewhere else")
 
 
 # Set by run(), which ends the process as soon as the command returns: what a

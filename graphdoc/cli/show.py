@@ -8,16 +8,17 @@ from pathlib import Path
 from rich.console import Console
 
 from graphdoc import api
-from graphdoc.cli.options import EXIT_CLEAN, MODEL_HELP, add_model_options, load_model
+from graphdoc.cli.options import EXIT_CLEAN, MODEL_HELP, add_model_options, load_model, output_file, whole_number
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show the neighbourhood of a node, in the terminal or as DOT/SVG")
     show.add_argument("model", type=Path, help=MODEL_HELP)
     show.add_argument("node", help="a node of the main graph")
-    show.add_argument("--depth", type=int, default=2, help="how many steps of inputs and consumers (default 2)")
-    show.add_argument("--dot", type=Path, help="also write the neighbourhood as Graphviz DOT")
-    show.add_argument("--svg", type=Path, help="also render it as SVG (needs Graphviz's dot program)")
+    show.add_argument("--depth", type=whole_number(0), default=2,
+                      help="how many steps of inputs and consumers (default 2)")
+    show.add_argument("--dot", type=output_file, help="also write the neighbourhood as Graphviz DOT")
+    show.add_argument("--svg", type=output_file, help="also render it as SVG (needs Graphviz's dot program)")
     add_model_options(show)
     show.set_defaults(command=command)
     return show

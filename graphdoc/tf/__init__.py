@@ -28,11 +28,9 @@ with _native_stderr_silenced():
     try:
         import tensorflow
     except ImportError:
-        from graphdoc.errors import GraphdocError
+        from graphdoc.errors import GraphdocError, install_tensorflow_hint
 
-        raise GraphdocError(
-            "this needs TensorFlow, which is not installed: pip install 'graphdoc-tf[tf]'"
-        ) from None
+        raise GraphdocError(f"this needs TensorFlow, which is not installed: {install_tensorflow_hint()}") from None
 
 # graphdoc calls TF1 APIs (freezing a checkpoint's graph) on purpose: their deprecation
 # warnings would mix with its report.

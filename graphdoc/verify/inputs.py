@@ -75,23 +75,49 @@ def parse_shapes(texts: list[str] | None) -> dict[str, list[int]]:
     shapes = {}
     for text in texts or []:
         name, sep, dims = text.partition("=")
+        name = name.strip().removesuffix(":0")  # the tensor's name, as TensorFlow's messages write it
         try:
-            shapes[name] = [int(d) for d in dims.split(",")] if sep else None
+            shape = [int(d) for d in dims.split(",")] if sep and name else None
         except ValueError:
-            shapes[name] = None
-        if shapes[name] is None:
+            shape = None
+        if shape is None or any(d < -1 for d in shape):
             raise GraphdocError(f"--input-shape {text!r}: write NAME=D1,D2,... with -1 for the batch dimension")
+        shapes[name] = shape
     return shapes
+
+
+def _refuse_unknown_inputs(model: Model, shapes: dict[str, list[int]]) -> None:
+    known = graph_inputs(model)
+    for name in shapes:
+        if name not in known:
+            inputs = f"its inputs are {', '.join(known)}" if known else "it has no placeholders"
+            raise GraphdocError(f"an input shape is given for {name!r}, but the graph has no such input; {inputs}")
+
+
+def _misfit(model: Model, name: str, shape) -> str | None:
+    """The shape input `name` takes, as TensorFlow writes it, where `shape` does not fit it:
+    another rank, or another size of a dimension past the batch (TensorFlow would refuse the feed)."""
+    expected = model.main.attr(name, "shape")
+    if expected is None:  # unknown rank: anything goes
+        return None
+    if len(shape) == len(expected) and all(
+            want is None or want < 0 or want == got for want, got in zip(expected[1:], shape[1:], strict=True)):
+        return None
+    return "(" + ", ".join("None" if d is None or d < 0 else str(d) for d in expected) + ")"
 
 
 def samples(model: Model, count: int, *, data: Path | None = None, shapes=None, seed: int = 0) -> Inputs:
     """`count` samples for every data input, stacked along a batch dimension, and the settings."""
     names, settings = data_inputs(model), settings_of(model)
+    _refuse_unknown_inputs(model, shapes or {})
     if data is not None:
         arrays = load_inputs(data, names)
         for name, array in arrays.items():
             if np.ndim(array) == 0:
                 raise GraphdocError(f"{data}: the array for {name!r} is a scalar; data inputs need a batch of samples")
+            if takes := _misfit(model, name, np.shape(array)):
+                raise GraphdocError(f"{data}: the array for {name!r} has shape {np.shape(array)}, "
+                                    f"but the input takes {takes}")
         available = len(next(iter(arrays.values())))
         if available < count:
             raise GraphdocError(f"{data} holds {available} samples; running the graph needs at least {count}")
@@ -117,6 +143,8 @@ def _synthesize(model: Model, name: str, count: int, given, rng) -> np.ndarray:
     if shape is None:
         raise GraphdocError(f"input {name!r} has an unknown shape; give it with --input-shape {name}=-1,...")
     dims = list(shape)
+    if given is not None and (takes := _misfit(model, name, dims)):
+        raise GraphdocError(f"the shape {tuple(dims)} given for {name!r} does not fit the input, which takes {takes}")
     if not dims:
         raise GraphdocError(f"input {name!r} is a scalar graphdoc cannot synthesize; give data with --inputs")
     if any(d is None or d < 0 for d in dims[1:]):
