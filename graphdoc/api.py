@@ -147,10 +147,12 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 
 
 def compare(first: Model, second: Model, *, outputs: list[str] | None = None, inputs: str | Path | None = None,
-            shapes: dict[str, list[int]] | None = None, batch: int = 4, allow_unsafe: bool = False) -> Comparison:
+            shapes: dict[str, list[int]] | None = None, batch: int | None = None,
+            allow_unsafe: bool = False) -> Comparison:
     """Run both models on the same inputs; `comparison.outputs` holds, per output, its
     largest absolute and relative difference (OutputDifference). `outputs` names the
     first model's outputs (inferred otherwise); the second's correspond by name or order.
+    Both run on `batch` samples: by default every sample in `inputs`, else 4 random ones.
     Needs TensorFlow.
     """
     from graphdoc.verify.compare import compare as _compare

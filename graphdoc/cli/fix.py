@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -17,12 +18,17 @@ from graphdoc.cli.options import (
     add_run_options,
     codes,
     load_model,
+    output_file,
     progress,
     shown_on,
     status,
+    whole_number,
 )
 from graphdoc.errors import GraphdocError
-from graphdoc.fixing import FileFix, FixResult, VerificationFailed
+from graphdoc.fixing import TENSORFLOW_MISSING, FileFix, FixResult, VerificationFailed, tensorflow_installed
+from graphdoc.report.json_report import command_report
+from graphdoc.report.next_steps import fix_outcome
+from graphdoc.report.records import fix_record
 from graphdoc.report.text import render_fix, render_verification
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.verify.inputs import parse_shapes
@@ -31,18 +37,21 @@ from graphdoc.verify.inputs import parse_shapes
 def add_parser(commands) -> argparse.ArgumentParser:
     fix = commands.add_parser("fix", help="write an inference-mode copy of the graph")
     fix.add_argument("model", type=Path, help=MODEL_HELP)
-    fix.add_argument("-o", "--output", type=Path, help="where to write the fixed graph (required unless --dry-run)")
+    fix.add_argument("-o", "--output", type=output_file,
+                     help="where to write the fixed graph (required unless --dry-run)")
     fix.add_argument("--checkpoint", type=Path, help="take missing moving statistics from this checkpoint (a prefix, "
                      "a directory with a `checkpoint` file, or a SavedModel)")
     fix.add_argument("--calibrate", type=Path, metavar="DATA", help="recompute missing moving statistics by running "
                      "the graph over DATA (.npy, .npz, or a folder of images: " + IMAGE_PREPROCESSING + "); unsafe")
-    fix.add_argument("--batch-size", type=int, default=32, help="calibration batch size (default 32)")
+    fix.add_argument("--batch-size", type=whole_number(1), default=32, help="calibration batch size (default 32)")
     fix.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (calibrated statistics)")
     fix.add_argument("--in-place", action="store_true",
                      help="overwrite the model file itself, keeping the original as MODEL.bak")
     fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     fix.add_argument("--diff", action="store_true", help="show the change node by node")
     fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    fix.add_argument("--format", choices=("text", "json"), default="text",
+                     help="json: the shape is graphdoc/schemas/fix-v1.schema.json (the report goes to stdout)")
     fix.add_argument("--select", type=codes, help="fix only these rule codes or families (GD1,GD301)")
     fix.add_argument("--ignore", type=codes, help="leave these rule codes or families alone")
     fix.add_argument("--bind", type=_binding, action="append", metavar="NAME=VALUE",
@@ -76,15 +85,33 @@ def command(args: argparse.Namespace, console: Console) -> int:
         steps.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
                   batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
                   select=args.select, ignore=args.ignore, bind=dict(args.bind or []))
-    result = _check(steps, args, console)
+    # A JSON report owns stdout: a failed verification's table goes to stderr with the error.
+    result = _check(steps, args, console if args.format == "text" else Console(stderr=True))
     cli.keep_until_exit(result)
     changes = steps.changes() if args.diff else None  # before --in-place overwrites the original
-    written = steps.write()
-    render_fix(console, model, result, None if written is None else str(written), changes=changes,
-               verification=result.verification)
-    if result.verification_skipped:
-        console.print(f"verification skipped: {result.verification_skipped}", style="yellow")
+    steps.write()
+    outcome = fix_outcome(result, None if steps.output is None else str(steps.output), dry_run=args.dry_run,
+                          verified=result.verification is not None, unverified=_unverified(result, args),
+                          changes=changes)
+    if args.format == "json":
+        sys.stdout.write(command_report("fix", fix_record(model, result, outcome, changes=changes,
+                                                          verification=result.verification,
+                                                          verification_skipped=result.verification_skipped)))
+    else:
+        render_fix(console, model, result, outcome["written"], changes=changes, verification=result.verification,
+                   outcome=outcome)
     return EXIT_FINDINGS if result.remaining or result.held_back else EXIT_CLEAN
+
+
+def _unverified(result: FixResult, args: argparse.Namespace) -> str | None:
+    """Why the fixed graph was not (or, on a dry run, would not be) run to check it; None if it was."""
+    if result.verification is not None or (not result.changed and not args.dry_run):
+        return None
+    if args.no_verify:
+        return "--no-verify"
+    if args.dry_run and not tensorflow_installed():
+        return TENSORFLOW_MISSING
+    return result.verification_skipped
 
 
 def _check_arguments(args: argparse.Namespace) -> None:

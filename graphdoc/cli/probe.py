@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +19,9 @@ from graphdoc.cli.options import (
     shown_on,
     status,
 )
+from graphdoc.report.json_report import command_report
+from graphdoc.report.next_steps import probe_next_steps
+from graphdoc.report.records import probe_record
 from graphdoc.report.text import render_probe
 from graphdoc.verify.inputs import parse_shapes
 
@@ -25,6 +29,8 @@ from graphdoc.verify.inputs import parse_shapes
 def add_parser(commands) -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
     probe.add_argument("model", type=Path, help=MODEL_HELP)
+    probe.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: the shape is graphdoc/schemas/probe-v1.schema.json")
     add_model_options(probe)
     add_run_options(probe)
     probe.set_defaults(command=command)
@@ -36,5 +42,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with status("probing: running the graph four times") as spinner:
         report = api.probe(model, inputs=args.inputs, shapes=parse_shapes(args.input_shape), outputs=args.outputs,
                            allow_unsafe=args.allow_unsafe_ops, status=shown_on(spinner))
-    render_probe(console, model, report)
+    if args.format == "json":
+        next_steps = probe_next_steps(report.roots, str(model.path))
+        sys.stdout.write(command_report("probe", probe_record(model, report, next_steps)))
+    else:
+        render_probe(console, model, report)
     return EXIT_FINDINGS if report.roots else EXIT_CLEAN

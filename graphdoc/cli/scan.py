@@ -18,12 +18,16 @@ from graphdoc.cli.options import (
     add_model_options,
     codes,
     emit,
+    in_worker_processes,
     load_model,
+    output_file,
     report_console,
+    whole_number,
 )
 from graphdoc.errors import GraphdocError
 from graphdoc.fixing import chosen_rules
-from graphdoc.loading import is_model_directory
+from graphdoc.loading import find_models
+from graphdoc.report.concise import concise_report, github_report
 from graphdoc.report.json_report import json_report
 from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
@@ -31,15 +35,22 @@ from graphdoc.report.text import render_many, render_scan
 from graphdoc.rewrite.outputs import resolve_outputs
 
 
+# The formats made from model records, by name.
+_EMITTERS = {"json": json_report, "sarif": sarif_report, "concise": concise_report, "github": github_report}
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="report training-mode BatchNorm, live dropout, training switches")
     scan.add_argument("models", nargs="+", type=Path, help=MODEL_HELP + "; directories are searched for .pb/.pbtxt")
-    scan.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    scan.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
+    scan.add_argument("--format", choices=tuple(["text", *_EMITTERS]), default="text",
+                      help="text; json (graphdoc/schemas/scan-v1.schema.json); sarif; concise (one line per "
+                      "finding); github (GitHub Actions annotations)")
+    scan.add_argument("-o", "--output", type=output_file, help="write the report here instead of stdout")
     scan.add_argument("--select", type=codes, help="only these rule codes or families, comma-separated (GD1,GD201)")
     scan.add_argument("--ignore", type=codes, help="skip these rule codes or families")
     scan.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
-    scan.add_argument("-j", "--jobs", type=int, default=1, help="models scanned in parallel (0: one per core)")
+    scan.add_argument("-j", "--jobs", type=whole_number(0), default=1,
+                      help="models scanned in parallel (0: one per core)")
     scan.add_argument("--checkpoint", type=Path, help="look up missing moving statistics here, as fix --checkpoint "
                       "does, so the report says what fix would fix")
     add_model_options(scan)
@@ -48,7 +59,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    paths = _expand(args.models)
+    paths = find_models(args.models)
     chosen_rules(args.select, args.ignore)  # an unknown code is refused before anything is loaded
     if len(paths) == 1 and args.format == "text":
         return _one_to_text(paths[0], args, console)
@@ -61,7 +72,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         with report_console(args, console) as out:
             render_many(out, records, errors)
     else:
-        emit((json_report if args.format == "json" else sarif_report)(records), args)
+        emit(_EMITTERS[args.format](records), args)
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if any(r["findings"] for r in records) and not args.exit_zero else EXIT_CLEAN
@@ -82,11 +93,7 @@ def _many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
     work = [(path, args.select, args.ignore, args.outputs, args.signature, args.checkpoint) for path in paths]
     if jobs == 1 or len(paths) == 1:
         return [_to_record(*item) for item in work]
-    # Imported here: only -j needs worker processes, and the import costs every command.
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        return list(pool.map(_to_record, *zip(*work, strict=True)))
+    return in_worker_processes(_to_record, work, min(jobs, len(paths)))
 
 
 def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None) -> dict | str:
@@ -97,18 +104,3 @@ def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None) 
         return model_record(model, findings, resolve_outputs(model.main, outputs))
     except GraphdocError as error:
         return str(error)
-
-
-def _expand(paths: list[Path]) -> list[Path]:
-    """Models named on the command line; a directory that is not itself a model holds models."""
-    found: list[Path] = []
-    for path in paths:
-        if not path.is_dir() or is_model_directory(path):
-            found.append(path)
-            continue
-        models = sorted(p for p in path.rglob("*") if p.suffix in (".pb", ".pbtxt") and p.name != "saved_model.pb")
-        models += sorted(p.parent for p in path.rglob("saved_model.pb"))
-        if not models:
-            raise GraphdocError(f"{path} holds no .pb or .pbtxt files and no SavedModel")
-        found.extend(models)
-    return found

@@ -25,3 +25,10 @@ def json_report(models: list[dict]) -> str:
         },
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def command_report(command: str, body: dict) -> str:
+    """The JSON report of `graphdoc fix`, `probe` or `compare`: graphdoc/schemas/<command>-v1.schema.json."""
+    document = {"schema_version": SCHEMA_VERSION, "tool": {"name": "graphdoc", "version": __version__},
+                "command": command, **body}
+    return json.dumps(document, indent=2) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.text import Text
 
 from graphdoc.graph.model import Model
 from graphdoc.rewrite import FixReport
+from graphdoc.report.next_steps import compare_verdict, fix_outcome, plural, probe_next_steps, remedies
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 # A terminal report of thousands of identical findings helps no one (and takes
@@ -24,14 +26,17 @@ def render_scan(console: Console, model: Model, findings: list[Finding], outputs
 
 
 def render_fix(
-    console: Console, model: Model, report: FixReport, destination: str | None, *, changes=None, verification=None
+    console: Console, model: Model, report: FixReport, destination: str | None, *, changes=None, verification=None,
+    outcome: dict | None = None,
 ) -> None:
-    """The fix report: what was fixed, held back or not fixed, op counts, the node-by-node
-    changes and the verification when given, and the summary last."""
+    """The fix report: per rule how many were fixed, those held back or not fixed with their reason,
+    op counts, the node-by-node changes and the verification when given, and what it all came to.
+    `outcome` is next_steps.fix_outcome(); without it, the fix as written to `destination`."""
+    outcome = outcome or fix_outcome(report, destination, dry_run=destination is None,
+                                     verified=verification is not None, unverified=None, changes=changes)
     console.print(_header(model, report.outputs, inferred=False, size=report.size_before))
     if report.applied:
-        console.print(Text("\nFixed", style="bold green"))
-        _render_groups(console, report.applied, show_unfixable=False)
+        _render_fixed(console, outcome, listed=changes is not None)
     if report.held_back:
         console.print(Text("\nHeld back (unsafe fixes; apply them with --unsafe-fixes)", style="bold yellow"))
         _render_groups(console, report.held_back)
@@ -48,7 +53,34 @@ def render_fix(
         render_diff(console, changes)
     if verification is not None:
         render_verification(console, verification)
-    console.print(_fix_summary(report, destination))
+    if outcome["unverified"] not in (None, "--no-verify"):
+        console.print(f"\nverification skipped: {outcome['unverified']}", style="yellow")
+    _render_outcome(console, outcome, report)
+
+
+def _render_fixed(console: Console, outcome: dict, *, listed: bool) -> None:
+    """One line per rule: how many of its findings were (or would be) fixed."""
+    console.print(Text("\nWould fix" if outcome["dry_run"] else "\nFixed", style="bold green"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column()
+    for entry in outcome["by_code"]:
+        code = entry["code"]
+        how = Text(f"{RULES_BY_CODE[code].name}", style="bold")
+        if entry["with_training_branch"]:
+            how.append(f"  ({entry['with_training_branch']} removed with the training branch)", style="dim")
+        grid.add_row(f" {code}", str(entry["count"]), how)
+    console.print(grid)
+    if not listed:
+        console.print(Text(" --diff lists every node changed; --format json every fix", style="dim"))
+
+
+def _render_outcome(console: Console, outcome: dict, report: FixReport) -> None:
+    done, *remains = outcome["message"]
+    text = Text(f"\n{done} ", style="bold" if outcome["verified"] or not outcome["unverified"] else "bold yellow")
+    text.append(" ".join(remains), style="bold red" if report.remaining or report.held_back else "bold green")
+    console.print(text)
 
 
 def render_diff(console: Console, changes: list[tuple[str, str, str]]) -> None:
@@ -156,22 +188,18 @@ def _scan_summary(findings: list[Finding]) -> Text:
         return Text("\nNo training-mode behaviour found.", style="bold green")
     counts = Counter(finding.code for finding in findings)
     by_code = ", ".join(f"{count} {code} ({RULES_BY_CODE[code].name})" for code, count in sorted(counts.items()))
-    fixable = sum(finding.fix is not None for finding in findings)
+    fixable = sum(finding.fix is not None and finding.fix.safe for finding in findings)
     text = Text(f"\nFound {len(findings)} problem(s): {by_code}. ", style="bold red")
     text.append(f"{fixable} fixable with `graphdoc fix`.", style="bold")
+    steps = remedies(findings)
+    if steps:
+        text.append("".join(f" {step[0].upper()}{step[1:]}." for step in steps), style="yellow")
     return text
 
 
-def _fix_summary(report: FixReport, destination: str | None) -> Text:
-    wrote = f"wrote {destination}" if destination else "dry run, nothing written"
-    text = Text(f"\nFixed {len(report.applied)} finding(s), pruned {report.pruned} node(s); {wrote}. ")
-    if report.held_back:
-        text.append(f"{len(report.held_back)} unsafe fix(es) held back. ", style="bold yellow")
-    if report.remaining:
-        text.append(f"{len(report.remaining)} finding(s) remain.", style="bold red")
-    else:
-        text.append("No findings remain.", style="bold green")
-    return text
+# What the probe's numbers are, said once under its list.
+RELATIVE_DIFFERENCE = ("relative difference: the largest change in the sample's values, divided by the "
+                       "tensor's largest magnitude (below 1e-4 it counts as float noise)")
 
 
 def render_probe(console: Console, model: Model, report) -> None:
@@ -181,21 +209,54 @@ def render_probe(console: Console, model: Model, report) -> None:
     for note in [*model.notes, *report.notes]:
         text.append(f"\n{note}", style="dim")
     console.print(text)
-    if report.roots:
-        table = _table("Where the sample's result starts to depend on its batch", ("#", "Node", "Op", "Divergence",
-                                                                                "Size", "Explained by"))
-        for index, root in enumerate(report.roots, 1):
-            size = max(root.batch_difference, root.run_difference)
-            finding = root.finding
-            explained = f"{finding.code} {RULES_BY_CODE[finding.code].name}" if finding else "no static finding"
-            table.add_row(str(index), root.node, root.op, root.kind, f"{size:.3g}", explained)
-        console.print(table)
-        console.print(Text(
-            f"{len(report.roots)} root(s) of divergence; {report.diverging} tensor(s) diverge in all.", style="bold red"
-        ))
-    else:
+    if not report.roots:
         console.print(Text("Batch-independent and deterministic: no tensor depends on its companions or the run.",
                            style="bold green"))
+        return
+    console.print(Text("\nWhere the sample's result starts to depend on its batch", style="bold"))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(overflow="fold")  # only a name part longer than the line folds
+    width = max(console.width - 5, 20)
+    for index, root in enumerate(report.roots, 1):
+        grid.add_row(f"{index}.", _divergence(root, width))
+    console.print(grid)
+    console.print(Text(RELATIVE_DIFFERENCE, style="dim"))
+    summary = Text(f"\n{len(report.roots)} root(s) of divergence; {report.diverging} tensor(s) diverge in all.",
+                   style="bold red")
+    for step in probe_next_steps(report.roots, str(model.path)):
+        summary.append(f" {step[0].upper()}{step[1:]}.", style="bold")
+    console.print(summary)
+
+
+def _divergence(root, width: int) -> Text:
+    text = Text(wrap_name(root.node, width), style="bold")
+    kinds = []
+    if "depends on the batch" in root.kind:
+        kinds.append(f"depends on the batch (relative difference {root.batch_difference:.3g})")
+    if "changes between runs" in root.kind:
+        kinds.append(f"changes between runs (relative difference {root.run_difference:.3g})")
+    text.append(f"\n{root.op}: {' and '.join(kinds)}")
+    finding = root.finding
+    if finding is None:
+        text.append("\nno rule explains it", style="yellow")
+    else:
+        text.append(f"\nexplained by {finding.code} {RULES_BY_CODE[finding.code].name}",
+                    style="green" if finding.fix is not None else "yellow")
+        if finding.node != root.node:
+            text.append(f" at {finding.node}", style="dim")
+    return text
+
+
+def wrap_name(name: str, width: int) -> str:
+    """`name` broken after a '/' wherever it would pass `width`, so that no scope is cut in two."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=/)", name):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
 
 
 def render_verification(console: Console, verification) -> None:
@@ -207,8 +268,12 @@ def render_verification(console: Console, verification) -> None:
     console.print(table)
 
 
-def render_comparison(console: Console, first: Model, second: Model, comparison, tolerance: float) -> None:
-    text = Text(f"{first.path}  vs  {second.path}  (same {comparison.batch} inputs)", style="bold")
+def render_comparison(console: Console, first: Model, second: Model, comparison, tolerance: float, *,
+                      verdict: dict | None = None) -> None:
+    """Both graphs' outputs side by side, their op counts, and the verdict last (next_steps.compare_verdict;
+    without one, a verdict that does not know the graphs' findings)."""
+    verdict = verdict or compare_verdict(comparison, tolerance, ([], []))
+    text = Text(f"{first.path}  vs  {second.path}  (the same {plural(comparison.batch, 'sample')})", style="bold")
     for note in dict.fromkeys([*first.notes, *second.notes, *comparison.notes]):
         text.append(f"\n{note}", style="dim")
     console.print(text)
@@ -226,3 +291,5 @@ def render_comparison(console: Console, first: Model, second: Model, comparison,
         for op, before, after in changes:
             table.add_row(op, f"{after - before:+d}", str(before), str(after))
         console.print(table)
+    message = verdict["message"]
+    console.print(Text(f"\n{message[0].upper()}{message[1:]}.", style="bold green" if verdict["agree"] else "bold red"))

@@ -12,9 +12,12 @@ from graphdoc.errors import GraphdocError
 from graphdoc.graph.model import Model
 from graphdoc.rewrite.fixer import op_counts
 from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.sources.calibration import load_inputs
 from graphdoc.verify.inputs import batch_size, data_inputs, described, samples, settings_of
 from graphdoc.verify.runnable import runnable
 from graphdoc.verify.safety import refuse_unsafe
+
+DEFAULT_BATCH = 4  # random samples, when no data is given
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,17 @@ class Comparison:
     outputs: list[OutputDifference]
     ops_before: Counter
     ops_after: Counter
-    batch: int
+    batch: int  # the samples both graphs ran on
     notes: list[str] = field(default_factory=list)  # what the runs changed (runnable copies, settings fed)
 
 
 def compare(first: Model, second: Model, *, outputs=None, data: Path | None = None, shapes=None,
-            batch: int = 4, allow_unsafe: bool = False) -> Comparison:
-    """Run both graphs on the same inputs and measure how far apart their outputs are."""
+            batch: int | None = None, allow_unsafe: bool = False) -> Comparison:
+    """Run both graphs on the same inputs and measure how far apart their outputs are.
+
+    `batch` samples (default: every sample in `data`, else 4 random ones), or
+    as many as the graph's fixed batch holds.
+    """
     from graphdoc.tf.runner import GraphRunner
 
     for model in (first, second):
@@ -56,8 +63,9 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
     missing = _needed_inputs(first, names) ^ _needed_inputs(second, other_names)
     if missing:
         raise GraphdocError(f"the graphs take different inputs: {', '.join(sorted(missing))} is in only one")
-    shared = samples(first, batch_size(first) or batch, data=data, shapes=shapes).data  # both see the same
-    runs, notes = [], []
+    count, notes = _sample_count(first, data, batch)
+    shared = samples(first, count, data=data, shapes=shapes).data  # both see the same
+    runs = []
     for model, fetched in ((first, names), (second, other_names)):
         prepared = runnable(model, relax_batch=False)
         # A setting one graph has and the other not (a switch the fix bound) is fed where it is.
@@ -74,7 +82,21 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
         gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0
         scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
         differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
-    return Comparison(differences, op_counts(first), op_counts(second), batch, notes)
+    return Comparison(differences, op_counts(first), op_counts(second), count, notes)
+
+
+def _sample_count(model: Model, data: Path | None, batch: int | None) -> tuple[int, list[str]]:
+    """How many samples to run, and a note when `data` holds more than that."""
+    arrays = load_inputs(data, data_inputs(model)) if data is not None else {}
+    # A scalar or empty array is refused by samples() with its reason.
+    given = min((len(array) for array in arrays.values() if np.ndim(array)), default=None)
+    fixed = batch_size(model)
+    count = fixed or batch or given or DEFAULT_BATCH
+    notes = []
+    if given is not None and given > count:
+        why = f"the graph's batch is fixed at {fixed}" if fixed else f"a batch of {count} was asked for"
+        notes.append(f"compared on the first {count} of the {given} samples in {data}: {why}")
+    return count, notes
 
 
 def _needed_inputs(model: Model, outputs: list[str]) -> set[str]:
