@@ -44,3 +44,21 @@ def test_kept_training_behaviour_is_reported_kept_and_left_as_it_is(build, write
     assert report.verification.passed  # the dropout left in place explains what still varies
     assert "GD201" in report.verification.checks[1].detail
     assert [f.code for f in api.scan(report.fixed)] == ["GD201"]  # still there, as asked
+
+
+def test_the_command_line_reads_the_configuration_and_kept_findings_do_not_fail(build, write, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from graphdoc.cli import main
+
+    path = write(build("v1_dropout_keep_prob_tensor").training)  # live dropout and its keep_prob placeholder
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", str(path)]) == 1
+    capsys.readouterr()
+    (tmp_path / "pyproject.toml").write_text('[tool.graphdoc]\nkeep = ["dropout/*", "keep_prob"]\n')
+    assert main(["scan", str(path)]) == 0  # every finding is deliberate
+    assert "kept: deliberate" in capsys.readouterr().out
+    assert main(["scan", str(path), "--format", "json"]) == 0
+    assert '"kept": "dropout/*"' in capsys.readouterr().out
+    (tmp_path / "pyproject.toml").write_text('[tool.graphdoc]\nselect = ["GD1"]\n')
+    assert main(["scan", str(path)]) == 0  # GD201 is not selected
+    assert main(["scan", str(path), "--select", "GD2"]) == 1  # the command line wins

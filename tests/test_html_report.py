@@ -57,3 +57,11 @@ def test_a_headless_browser_renders_the_report(page, tmp_path):
     assert len(colours) > 20
     red = sum(count for count, (r, g, b) in colours if r > 150 and g < 90 and b < 90)
     assert red > 200, "the sample-vs-batch line is not on the page"
+
+
+def test_probe_writes_the_report_with_html(tmp_path):
+    from graphdoc.cli import main
+
+    output = tmp_path / "probe.html"
+    assert main(["probe", str(SAMPLE), "--html", str(output)]) == 1  # 1: it found where the sample diverges
+    assert "Divergence profile" in output.read_text() and "conv1_bn_1/moments/mean" in output.read_text()

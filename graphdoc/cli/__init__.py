@@ -30,6 +30,17 @@ __all__ = ["main", "run", "EXIT_CLEAN", "EXIT_FINDINGS", "EXIT_ERROR", "EXIT_INT
 _COMMANDS = (scan, fix, probe, compare, show, rule)
 
 
+def _configure(args) -> None:
+    """Fill in what the command line leaves unsaid from [tool.graphdoc] (graphdoc/config.py)."""
+    from graphdoc.config import find_config
+
+    config = find_config()
+    for key in ("select", "ignore"):
+        if hasattr(args, key) and getattr(args, key) is None and getattr(config, key):
+            setattr(args, key, list(getattr(config, key)))
+    args.keep = config.keep
+
+
 def main(argv: list[str] | None = None) -> int:
     # One command, then exit: the cyclic collector would walk the model's
     # millions of objects again and again for garbage this run hardly makes
@@ -41,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         _refuse_writing_over_inputs(args)
+        _configure(args)
         return args.command(args, console)
     except GraphdocError as error:
         if args.debug:

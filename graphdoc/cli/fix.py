@@ -84,7 +84,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
         steps.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
                   batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
-                  select=args.select, ignore=args.ignore, bind=dict(args.bind or []))
+                  select=args.select, ignore=args.ignore, bind=dict(args.bind or []), keep=args.keep)
     # A JSON report owns stdout: a failed verification's table goes to stderr with the error.
     result = _check(steps, args, console if args.format == "text" else Console(stderr=True))
     cli.keep_until_exit(result)

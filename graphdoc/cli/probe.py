@@ -16,14 +16,17 @@ from graphdoc.cli.options import (
     add_model_options,
     add_run_options,
     load_model,
+    output_file,
     shown_on,
     status,
 )
+from graphdoc.report.html import probe_html
 from graphdoc.report.json_report import command_report
 from graphdoc.report.next_steps import probe_next_steps
 from graphdoc.report.records import probe_record
 from graphdoc.report.text import render_probe
 from graphdoc.verify.inputs import parse_shapes
+from graphdoc.writing import write_atomically
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -31,6 +34,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     probe.add_argument("model", type=Path, help=MODEL_HELP)
     probe.add_argument("--format", choices=("text", "json"), default="text",
                        help="json: the shape is graphdoc/schemas/probe-v1.schema.json")
+    probe.add_argument("--html", type=output_file, metavar="FILE",
+                       help="also write a self-contained HTML report: the divergence profile of every probed "
+                       "node, and each finding's neighbourhood")
     add_model_options(probe)
     add_run_options(probe)
     probe.set_defaults(command=command)
@@ -42,6 +48,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with status("probing: running the graph four times") as spinner:
         report = api.probe(model, inputs=args.inputs, shapes=parse_shapes(args.input_shape), outputs=args.outputs,
                            allow_unsafe=args.allow_unsafe_ops, status=shown_on(spinner))
+    if args.html:
+        findings = api.scan(model, keep=args.keep)
+        write_atomically(probe_html(model, report, findings).encode(), args.html)
     if args.format == "json":
         next_steps = probe_next_steps(report.roots, str(model.path))
         sys.stdout.write(command_report("probe", probe_record(model, report, next_steps)))

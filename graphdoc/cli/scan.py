@@ -75,32 +75,35 @@ def command(args: argparse.Namespace, console: Console) -> int:
         emit(_EMITTERS[args.format](records), args)
     if errors:
         return EXIT_ERROR
-    return EXIT_FINDINGS if any(r["findings"] for r in records) and not args.exit_zero else EXIT_CLEAN
+    failing = any(not finding["kept"] for record in records for finding in record["findings"])
+    return EXIT_FINDINGS if failing and not args.exit_zero else EXIT_CLEAN
 
 
 def _one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
     model = load_model(path, args)
     outputs = resolve_outputs(model.main, args.outputs)
-    findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint)
+    findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint, keep=args.keep)
     cli.keep_until_exit(findings)
     with report_console(args, console) as out:
         render_scan(out, model, findings, outputs, inferred=not args.outputs)
-    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+    failing = [finding for finding in findings if not finding.kept]  # kept training behaviour is deliberate
+    return EXIT_FINDINGS if failing and not args.exit_zero else EXIT_CLEAN
 
 
 def _many(paths: list[Path], args: argparse.Namespace) -> list[dict | str]:
     jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-    work = [(path, args.select, args.ignore, args.outputs, args.signature, args.checkpoint) for path in paths]
+    work = [(path, args.select, args.ignore, args.outputs, args.signature, args.checkpoint, args.keep)
+            for path in paths]
     if jobs == 1 or len(paths) == 1:
         return [_to_record(*item) for item in work]
     return in_worker_processes(_to_record, work, min(jobs, len(paths)))
 
 
-def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None) -> dict | str:
+def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None, keep=()) -> dict | str:
     """One model's report record, or its load error as a sentence (runs in a worker process)."""
     try:
         model = api.load(path, outputs=outputs, signature=signature)
-        findings = api.scan(model, select=select, ignore=ignore, checkpoint=checkpoint)
+        findings = api.scan(model, select=select, ignore=ignore, checkpoint=checkpoint, keep=keep)
         return model_record(model, findings, resolve_outputs(model.main, outputs))
     except GraphdocError as error:
         return str(error)

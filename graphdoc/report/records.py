@@ -22,6 +22,7 @@ def finding_record(finding: Finding) -> dict:
         "fix": None if finding.fix is None else {"summary": finding.fix.summary, "safe": finding.fix.safe,
                                                    "applicability": finding.fix.applicability.value},
         "unfixable": finding.unfixable,
+        "kept": finding.kept or None,
     }
 
 

@@ -147,7 +147,9 @@ def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Tex
         text.append(f"  (in function {finding.scope})", style="dim")
     if show_message:
         text.append(f"\n{finding.message}")
-    if finding.fix is not None:
+    if finding.kept:
+        text.append(f"\nkept: deliberate, as [tool.graphdoc] keep = {finding.kept!r} says; never fixed", style="cyan")
+    elif finding.fix is not None:
         text.append(f"\nfix: {finding.fix.summary}" + ("" if finding.fix.safe else " [unsafe]"), style="green")
     elif show_unfixable:
         text.append(f"\nno fix: {finding.unfixable}", style="yellow")
