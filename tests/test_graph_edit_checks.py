@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from graphdoc.graph.view import EditError, GraphView, Tensor
+from test_graph_view import answers  # everything a rule can ask of a view
 from graphdoc.proto import FunctionDef, GraphDef, NodeDef
 
 
@@ -20,19 +21,6 @@ def tiny_graph() -> GraphDef:
     graph.node.add(name="a", op="Add", input=["c", "p", "^p"]).attr["T"].type = 1
     graph.node.add(name="r", op="Relu", input=["a"])
     return graph
-
-
-def answers(view: GraphView) -> dict:
-    names = sorted(view.nodes)
-    return {
-        "nodes": names,
-        "ops": {name: view.op(name) for name in names},
-        "inputs": {name: view.inputs(name) for name in names},
-        "controls": {name: view.control_inputs(name) for name in names},
-        "consumers": {name: view.consumers(name) for name in names},
-        "control_users": {name: view.control_users(name) for name in names},
-        "dangling": view.dangling_input(),
-    }
 
 
 @pytest.fixture
