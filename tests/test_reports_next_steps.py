@@ -211,3 +211,11 @@ def test_scan_concise_and_github_formats(capsys):
         match = re.fullmatch(r"::(error|warning) file=([^,]+),title=(GD\d{3}) ([a-z-]+)::(.+)", line)
         assert match and match[2] == str(SLIM) and RULES_BY_CODE[match[3]].name == match[4], line
         assert "\n" not in match[5]
+
+
+def test_a_scan_of_many_models_shows_each_models_findings_by_rule(capsys):
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    assert main(["scan", str(samples)]) == 1
+    out = capsys.readouterr().out
+    assert "GD102 batch-moments-batchnorm: conv1_bn_1/moments/mean and 26 more" in out
+    assert "GD101 training-fused-batchnorm: conv1/BatchNorm/FusedBatchNormV3 and 1 more" in out

@@ -104,6 +104,9 @@ def render_many(console: Console, rows: list[dict], errors: list[str]) -> None:
         table.add_row(row["path"], str(row["nodes"]), str(len(findings)),
                       str(sum(f["fix"] is not None for f in findings)), codes or "-")
     console.print(table)
+    for row in rows:
+        if row["findings"]:
+            console.print(_model_findings(row))
     total = sum(len(row["findings"]) for row in rows)
     dirty = sum(bool(row["findings"]) for row in rows)
     text = Text(f"{len(rows)} model(s) scanned: {dirty} with findings, {total} finding(s) in all.",
@@ -111,6 +114,21 @@ def render_many(console: Console, rows: list[dict], errors: list[str]) -> None:
     if errors:
         text.append(f" {len(errors)} could not be read.", style="bold red")
     console.print(text)
+
+
+def _model_findings(row: dict) -> Text:
+    """One model's findings, a line per rule: how many, the first, and its fix or why there is none."""
+    text = Text(f"\n{row['path']}", style="bold")
+    groups: dict[str, list[dict]] = {}
+    for finding in row["findings"]:
+        groups.setdefault(finding["code"], []).append(finding)
+    for code, group in groups.items():
+        first = group[0]
+        more = f" and {len(group) - 1} more" if len(group) > 1 else ""
+        outcome = (f"kept ({first['kept']})" if first["kept"] else f"fix: {first['fix']['summary']}" if first["fix"]
+                   else f"no fix: {first['unfixable']}")
+        text.append(f"\n  {code} {first['rule']}: {first['location']}{more}\n    {first['message']}; {outcome}")
+    return text
 
 
 def _render_groups(console: Console, findings: list[Finding], *, show_unfixable: bool = True) -> None:
