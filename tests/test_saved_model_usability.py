@@ -32,3 +32,15 @@ def test_a_savedmodel_variable_is_named_as_its_object_graph_names_it(tmp_path):
     path, _ = zoo.keras2_saved_model(tmp_path)
     messages = [f.message for f in api.scan(api.load(path)) if f.code == "GD303"]
     assert messages and all("bn1/moving_" in message for message in messages), messages
+
+
+def test_reports_name_what_to_feed_and_fetch(tmp_path, capsys):
+    import json
+
+    path, _ = zoo.keras2_saved_model(tmp_path)
+    main(["scan", path])
+    assert "feed input:0 float32 [-1, 8, 8, 3]; fetch Identity:0 float32" in capsys.readouterr().out
+    main(["scan", path, "--format", "json"])
+    [model] = json.loads(capsys.readouterr().out)["models"]
+    assert model["inputs"] == [{"name": "input:0", "dtype": "float32", "shape": [-1, 8, 8, 3]}]
+    assert model["output_tensors"][0]["name"] == "Identity:0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from graphdoc.graph.model import Model
+from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 
@@ -33,6 +34,8 @@ def model_record(model: Model, findings: list[Finding], outputs: list[str]) -> d
         "nodes": len(model.graph_def.node),
         "functions": len(model.graph_def.library.function),
         "outputs": outputs,
+        "inputs": [port.record() for port in input_ports(model.main)],
+        "output_tensors": [port.record() for port in output_ports(model.main, outputs)],
         "unknown_ops": model.unknown_ops(),
         "notes": model.notes,
         "findings": [finding_record(finding) for finding in findings],

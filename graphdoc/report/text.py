@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from graphdoc.graph.model import Model
+from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rewrite import FixReport
 from graphdoc.report.next_steps import compare_verdict, fix_outcome, plural, probe_next_steps, remedies
 from graphdoc.rules import RULES_BY_CODE, Finding
@@ -34,7 +35,8 @@ def render_fix(
     `outcome` is next_steps.fix_outcome(); without it, the fix as written to `destination`."""
     outcome = outcome or fix_outcome(report, destination, dry_run=destination is None,
                                      verified=verification is not None, unverified=None, changes=changes)
-    console.print(_header(model, report.outputs, inferred=False, size=report.size_before))
+    # What the written graph takes and gives: the fixed model (the loaded one may have been edited in place).
+    console.print(_header(model, report.outputs, inferred=False, size=report.size_before, ports=report.fixed))
     if report.applied:
         _render_fixed(console, outcome, listed=changes is not None)
     if report.held_back:
@@ -174,7 +176,8 @@ def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Tex
     return text
 
 
-def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int, int] | None = None) -> Text:
+def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int, int] | None = None,
+            ports: Model | None = None) -> Text:
     nodes, functions = size or (len(model.graph_def.node), len(model.graph_def.library.function))
     text = Text()
     text.append(str(model.path), style="bold")
@@ -183,6 +186,10 @@ def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int
         text.append(f", {functions} library functions")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")
     text.append(f"\noutputs: {shown}" + (" (inferred; set with --outputs)" if inferred else ""), style="dim")
+    view = (ports or model).main
+    feeds = "; ".join(str(port) for port in input_ports(view)) or "nothing"
+    fetches = "; ".join(str(port) for port in output_ports(view, outputs[:4]))
+    text.append(f"\nfeed {feeds}; fetch {fetches}", style="dim")
     for note in model.notes:
         text.append(f"\n{note}", style="dim")
     unknown = model.unknown_ops()
