@@ -16,6 +16,7 @@ import gc
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from rich.console import Console
 
@@ -80,7 +81,7 @@ def _refuse_writing_over_inputs(args: argparse.Namespace) -> None:
     inputs = [*getattr(args, "models", []), *filter(None, [getattr(args, "model", None)])]
     for option, output in (("-o", getattr(args, "output", None)), ("--dot", getattr(args, "dot", None)),
                            ("--svg", getattr(args, "svg", None))):
-        if output is not None and any(output.resolve() == path.resolve() for path in inputs):
+        if isinstance(output, Path) and any(output.resolve() == path.resolve() for path in inputs):
             raise GraphdocError(f"{option} {output} names a model this command reads; write somewhere else")
 
 
