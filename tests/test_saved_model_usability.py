@@ -1,7 +1,7 @@
 """SavedModels and checkpoints as their users name things: signature output keys, output candidates."""
 
-import zoo
 import tfrun
+import zoo
 from graphdoc import api
 from graphdoc.cli import main
 

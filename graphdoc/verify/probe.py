@@ -157,16 +157,17 @@ def _probe(model: Model, *, findings, data, shapes, outputs, status, runner: Gra
     diverging = {name for name, (batch, run) in differences.items() if max(batch, run) > TOLERANCE}
     explained = _explanations(findings)
     in_loops = [finding for name, finding in explained.items() if name in loops]
+    order = view.topological_order()
     roots = [
         Divergence(node, view.op(node), *differences[node],
                    in_loops[0] if in_loops and view.op(node) == "Exit" else _explain(view, node, explained))
-        for node in _roots(view, diverging, list(inputs.data))
+        for node in _roots(view, order, diverging, list(inputs.data))
     ]
     notes = [*inputs.described_settings(), *([plan.note] if plan.note else [])]
     if loops:
         notes.append(f"{len(loops)} node(s) inside while loops are seen through the loops' outputs")
     changing = frozenset(name for name, (_, run) in differences.items() if run > TOLERANCE)
-    profile = [(node, view.op(node), *differences[node]) for node in view.topological_order() if node in differences]
+    profile = [(node, view.op(node), *differences[node]) for node in order if node in differences]
     return ProbeReport(roots=roots, diverging=len(diverging), probed=len(differences), batch=plan.size, notes=notes,
                        nondeterministic=changing, profile=profile)
 
@@ -182,7 +183,7 @@ def _run_plans(runner, groups, plans: list[_Plan], inputs: Inputs, status) -> tu
     return plans[-1], _run_probe(runner, groups, plans[-1], inputs, status)
 
 
-def _roots(view: GraphView, diverging: set[str], inputs: list[str]) -> list[str]:
+def _roots(view: GraphView, order: list[str], diverging: set[str], inputs: list[str]) -> list[str]:
     """Diverging nodes with no diverging node upstream, in the order the data meets them.
 
     Upstream is followed through every node, compared or not (a bool mask, an
@@ -190,7 +191,6 @@ def _roots(view: GraphView, diverging: set[str], inputs: list[str]) -> list[str]
     A root the inputs do not reach (a random op drawn from a constant shape)
     is placed where its values join the data: the first layer comes first.
     """
-    order = view.topological_order()
     downstream: set[str] = set()
     reached: set[str] = set(inputs)  # nodes computed from the data inputs
     roots = []
