@@ -65,3 +65,15 @@ def test_probe_writes_the_report_with_html(tmp_path):
     output = tmp_path / "probe.html"
     assert main(["probe", str(SAMPLE), "--html", str(output)]) == 1  # 1: it found where the sample diverges
     assert "Divergence profile" in output.read_text() and "conv1_bn_1/moments/mean" in output.read_text()
+
+
+def test_scan_and_fix_write_their_findings_as_html(tmp_path):
+    from graphdoc.cli import main
+
+    scanned, fixed = tmp_path / "scan.html", tmp_path / "fix.html"
+    assert main(["scan", str(SAMPLE), "--html", str(scanned)]) == 1
+    assert "27 GD102, 1 GD201 found" in scanned.read_text() and "<svg" in scanned.read_text()
+    assert main(["fix", str(SAMPLE), "-o", str(tmp_path / "fixed.pb"), "--no-verify", "--html", str(fixed)]) == 0
+    page = fixed.read_text()
+    assert "graphdoc fix" in page and page.count("class=finding") == 28 and "conv1_bn_1/moments/mean" in page
+    assert main(["scan", str(SAMPLE), str(SAMPLE.parent), "--html", str(tmp_path / "many.html")]) == 2

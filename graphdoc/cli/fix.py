@@ -26,12 +26,14 @@ from graphdoc.cli.options import (
 )
 from graphdoc.errors import GraphdocError
 from graphdoc.fixing import TENSORFLOW_MISSING, FileFix, FixResult, VerificationFailed, tensorflow_installed
+from graphdoc.report.html import scan_html
 from graphdoc.report.json_report import command_report
 from graphdoc.report.next_steps import fix_outcome
 from graphdoc.report.records import fix_record
 from graphdoc.report.text import render_fix, render_verification
 from graphdoc.sources.calibration import IMAGE_PREPROCESSING
 from graphdoc.verify.inputs import parse_shapes
+from graphdoc.writing import write_atomically
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -50,6 +52,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     fix.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     fix.add_argument("--diff", action="store_true", help="show the change node by node")
     fix.add_argument("--no-verify", action="store_true", help="do not run the fixed graph to check it")
+    fix.add_argument("--html", type=output_file, metavar="FILE",
+                     help="also write what was fixed, each finding with its neighbourhood before the fix, as HTML")
     fix.add_argument("--format", choices=("text", "json"), default="text",
                      help="json: the shape is graphdoc/schemas/fix-v1.schema.json (the report goes to stdout)")
     fix.add_argument("--select", type=codes, help="fix only these rule codes or families (GD1,GD301)")
@@ -100,6 +104,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
     else:
         render_fix(console, model, result, outcome["written"], changes=changes, verification=result.verification,
                    outcome=outcome)
+    if args.html:  # drawn on the graph as it was: the fixed one no longer has what was fixed
+        summary = f"{outcome['written']}" if outcome.get("written") else ""
+        write_atomically(scan_html(steps.original, result.applied, heading="fix", summary=summary).encode(), args.html)
     return EXIT_FINDINGS if result.remaining or result.held_back else EXIT_CLEAN
 
 

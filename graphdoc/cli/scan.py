@@ -28,11 +28,13 @@ from graphdoc.errors import GraphdocError
 from graphdoc.fixing import chosen_rules
 from graphdoc.loading import find_models
 from graphdoc.report.concise import concise_report, github_report
+from graphdoc.report.html import scan_html
 from graphdoc.report.json_report import json_report
 from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
 from graphdoc.report.text import render_many, render_scan
 from graphdoc.rewrite.outputs import resolve_outputs
+from graphdoc.writing import write_atomically
 
 
 # The formats made from model records, by name.
@@ -46,6 +48,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                       help="text; json (graphdoc/schemas/scan-v1.schema.json); sarif; concise (one line per "
                       "finding); github (GitHub Actions annotations)")
     scan.add_argument("-o", "--output", type=output_file, help="write the report here instead of stdout")
+    scan.add_argument("--html", type=output_file, metavar="FILE",
+                      help="also write the findings, each with its neighbourhood drawn, as one HTML page")
     scan.add_argument("--select", type=codes, help="only these rule codes or families, comma-separated (GD1,GD201)")
     scan.add_argument("--ignore", type=codes, help="skip these rule codes or families")
     scan.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
@@ -61,6 +65,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def command(args: argparse.Namespace, console: Console) -> int:
     paths = find_models(args.models)
     chosen_rules(args.select, args.ignore)  # an unknown code is refused before anything is loaded
+    if args.html and (len(paths) != 1 or args.format != "text"):
+        raise GraphdocError("--html writes the report of one model, with the text format")
     if len(paths) == 1 and args.format == "text":
         return _one_to_text(paths[0], args, console)
     results = _many(paths, args)
@@ -86,6 +92,8 @@ def _one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
     cli.keep_until_exit(findings)
     with report_console(args, console) as out:
         render_scan(out, model, findings, outputs, inferred=not args.outputs)
+    if args.html:
+        write_atomically(scan_html(model, findings).encode(), args.html)
     failing = [finding for finding in findings if not finding.kept]  # kept training behaviour is deliberate
     return EXIT_FINDINGS if failing and not args.exit_zero else EXIT_CLEAN
 

@@ -29,23 +29,45 @@ td code { word-break: break-all; }
 
 def probe_html(model: Model, report, findings: list[Finding]) -> str:
     """The probe of `model` (a ProbeReport) with `findings`, as one HTML page."""
-    title = f"graphdoc probe: {model.path}"
     first = report.roots[0] if report.roots else None
     verdict = (f"The sample's result first depends on its batch at <code>{html.escape(first.node)}</code> "
                f"({html.escape(first.op)}), {first.kind}." if first else
                "Batch-independent and deterministic: no probed tensor depends on its companions or the run.")
-    parts = [
-        f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>",
-        f"<style>{_STYLE}</style><body><h1>{html.escape(title)}</h1>",
+    body = [
         f"<p>{verdict} {report.probed} tensors were compared: one sample alone, in two batches of "
         f"{report.batch}, and in the same batch twice.</p>",
-        *(f"<p><small>{html.escape(note)}</small></p>" for note in [*model.notes, *report.notes]),
-        "<h2>Divergence profile</h2>", _profile_svg(report, findings), _legend(),
-        _roots_table(report), "<h2>Findings</h2>",
+        *_notes([*model.notes, *report.notes]),
+        "<h2>Divergence profile</h2>", _profile_svg(report, findings), _legend(), _roots_table(report),
+    ]
+    return _page(f"graphdoc probe: {model.path}", body, model, findings)
+
+
+def scan_html(model: Model, findings: list[Finding], *, heading: str = "scan", summary: str = "") -> str:
+    """The findings of `model` (what a scan found, or what a fix fixed), each with its neighbourhood."""
+    counts = ", ".join(f"{len(group)} {code}" for code, group in _by_code(findings).items())
+    body = [f"<p>{html.escape(summary or (counts + ' found' if findings else 'No findings.'))}</p>",
+            *_notes(model.notes)]
+    return _page(f"graphdoc {heading}: {model.path}", body, model, findings)
+
+
+def _page(title: str, body: list[str], model: Model, findings: list[Finding]) -> str:
+    return "\n".join([
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style><body><h1>{html.escape(title)}</h1>", *body, "<h2>Findings</h2>",
         *(_finding_section(model, finding) for finding in findings if finding.scope == ""),
         "</body></html>",
-    ]
-    return "\n".join(parts)
+    ])
+
+
+def _notes(notes: list[str]) -> list[str]:
+    return [f"<p><small>{html.escape(note)}</small></p>" for note in notes]
+
+
+def _by_code(findings: list[Finding]) -> dict[str, list[Finding]]:
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.code, []).append(finding)
+    return groups
 
 
 def _legend() -> str:
