@@ -86,6 +86,7 @@ PLACEHOLDER_OPS = frozenset({"Placeholder", "PlaceholderWithDefault"})
 
 # Ops that pass a tensor through unchanged (for following data flow).
 PASS_THROUGH_OPS = frozenset({"Identity", "StopGradient", "ReadVariableOp", "Snapshot"})
+ADD_OPS = frozenset({"Add", "AddV2"})
 
 # Ops that are never a model output even when nothing consumes them.
 NEVER_OUTPUTS = STATE_UPDATE_OPS | frozenset({"NoOp", "Const", "Assert", "SaveV2", "RestoreV2"})

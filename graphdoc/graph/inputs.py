@@ -11,8 +11,9 @@ the others.
 
 from __future__ import annotations
 
+from graphdoc.graph.ports import placeholder_port
 from graphdoc.graph.view import GraphView, Tensor
-from graphdoc.proto import AttrValue, DataType, NodeDef
+from graphdoc.proto import AttrValue, NodeDef
 
 ITERATOR_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync"})
 
@@ -36,7 +37,7 @@ def replace_iterators(view: GraphView) -> list[str]:
             else:
                 view.add_node(node)
                 view.redirect_uses(Tensor(name, port), Tensor(placeholder))
-            placeholders.append(f"{placeholder} ({_describe(types[port], shapes[port] if port < len(shapes) else None)})")
+            placeholders.append(str(placeholder_port(view, placeholder)))
         _drop_unused(view, feeding)
         notes.append(f"{name} (a tf.data iterator) became placeholder(s) {', '.join(reversed(placeholders))}")
     return notes
@@ -53,9 +54,3 @@ def _drop_unused(view: GraphView, names: list[str]) -> None:
         stack.extend([t.node for t in view.inputs(name)] + list(view.control_inputs(name)))
         view.remove_nodes([name])
 
-
-def _describe(dtype: int, shape) -> str:
-    kind = DataType.Name(dtype).removeprefix("DT_").lower()
-    if shape is None or shape.unknown_rank:
-        return kind
-    return f"{kind} [{', '.join(str(d.size) for d in shape.dim)}]"

@@ -25,7 +25,11 @@ class Port:
 
 def input_ports(view: GraphView) -> list[Port]:
     """The placeholders, what a caller feeds (those with a default may be left out)."""
-    return [Port(f"{name}:0", _dtype(view, name, "dtype"), view.attr(name, "shape")) for name in view.ops_of(PLACEHOLDER_OPS)]
+    return [placeholder_port(view, name) for name in view.ops_of(PLACEHOLDER_OPS)]
+
+
+def placeholder_port(view: GraphView, name: str) -> Port:
+    return Port(f"{name}:0", _dtype(view, name, "dtype"), view.attr(name, "shape"))
 
 
 def output_ports(view: GraphView, outputs: list[str]) -> list[Port]:

@@ -13,6 +13,7 @@ import html
 import math
 
 from graphdoc.graph.model import Model
+from graphdoc.report.records import by_code
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 _WIDTH, _HEIGHT, _MARGIN = 960, 320, 48
@@ -44,7 +45,7 @@ def probe_html(model: Model, report, findings: list[Finding]) -> str:
 
 def scan_html(model: Model, findings: list[Finding], *, heading: str = "scan", summary: str = "") -> str:
     """The findings of `model` (what a scan found, or what a fix fixed), each with its neighbourhood."""
-    counts = ", ".join(f"{len(group)} {code}" for code, group in _by_code(findings).items())
+    counts = ", ".join(f"{len(group)} {code}" for code, group in by_code(findings).items())
     body = [f"<p>{html.escape(summary or (counts + ' found' if findings else 'No findings.'))}</p>",
             *_notes(model.notes)]
     return _page(f"graphdoc {heading}: {model.path}", body, model, findings)
@@ -61,13 +62,6 @@ def _page(title: str, body: list[str], model: Model, findings: list[Finding]) ->
 
 def _notes(notes: list[str]) -> list[str]:
     return [f"<p><small>{html.escape(note)}</small></p>" for note in notes]
-
-
-def _by_code(findings: list[Finding]) -> dict[str, list[Finding]]:
-    groups: dict[str, list[Finding]] = {}
-    for finding in findings:
-        groups.setdefault(finding.code, []).append(finding)
-    return groups
 
 
 def _legend() -> str:

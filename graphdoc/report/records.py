@@ -9,6 +9,14 @@ from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 
+def by_code(findings: list, code=lambda finding: finding.code) -> dict[str, list]:
+    """Findings (or their records, with `code=lambda record: record["code"]`) grouped by rule, in order."""
+    groups: dict[str, list] = {}
+    for finding in findings:
+        groups.setdefault(code(finding), []).append(finding)
+    return groups
+
+
 def finding_record(finding: Finding) -> dict:
     rule = RULES_BY_CODE[finding.code]
     return {

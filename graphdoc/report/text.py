@@ -13,6 +13,7 @@ from graphdoc.graph.model import Model
 from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rewrite import FixReport
 from graphdoc.report.next_steps import compare_verdict, fix_outcome, plural, probe_next_steps, remedies
+from graphdoc.report.records import by_code
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 # A terminal report of thousands of identical findings helps no one (and takes
@@ -121,10 +122,7 @@ def render_many(console: Console, rows: list[dict], errors: list[str]) -> None:
 def _model_findings(row: dict) -> Text:
     """One model's findings, a line per rule: how many, the first, and its fix or why there is none."""
     text = Text(f"\n{row['path']}", style="bold")
-    groups: dict[str, list[dict]] = {}
-    for finding in row["findings"]:
-        groups.setdefault(finding["code"], []).append(finding)
-    for code, group in groups.items():
+    for code, group in by_code(row["findings"], lambda record: record["code"]).items():
         first = group[0]
         more = f" and {len(group) - 1} more" if len(group) > 1 else ""
         outcome = (f"kept ({first['kept']})" if first["kept"] else f"fix: {first['fix']['summary']}" if first["fix"]
@@ -135,10 +133,7 @@ def _model_findings(row: dict) -> Text:
 
 def _render_groups(console: Console, findings: list[Finding], *, show_unfixable: bool = True) -> None:
     """Findings grouped by rule: a header per rule, then one entry per finding."""
-    by_code: dict[str, list[Finding]] = {}
-    for finding in findings:
-        by_code.setdefault(finding.code, []).append(finding)
-    for code, group in by_code.items():
+    for code, group in by_code(findings).items():
         rule = RULES_BY_CODE[code]
         fixable = sum(f.fix is not None for f in group)
         header = Text.assemble(

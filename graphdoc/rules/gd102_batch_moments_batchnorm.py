@@ -9,7 +9,9 @@ from graphdoc.graph.edits import RedirectUses, RemoveNodes
 from graphdoc.graph.frames import frame_of
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.ops import ADD_OPS
 from graphdoc.rules.base import Finding, Fix, LayerFormula, Rule
+from graphdoc.rules.matchers import computed_from
 from graphdoc.rules.moments import BatchMoments, batch_moments
 from graphdoc.rules.statistics import (
     BatchNormSite,
@@ -20,9 +22,8 @@ from graphdoc.rules.statistics import (
     scope_of,
 )
 
-_ADD_OPS = frozenset({"Add", "AddV2"})
-# How far back a renorm correction (r, d) is looked for from the scale and offset it multiplies into.
-_CORRECTION_DEPTH = 8
+# How many steps back a renorm correction (r, d) is looked for from the scale and offset it multiplies into.
+_CORRECTION_DEPTH = 7
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def _normalization(view: GraphView, moments: BatchMoments) -> _Normalization | N
     way (the fix then only rewires the moments, and verification has no formula to check)."""
     source = moments.source
     for add in view.consumers(moments.variance_out.node):
-        epsilon = _scalar_operand(view, add) if view.op(add) in _ADD_OPS else None
+        epsilon = _scalar_operand(view, add) if view.op(add) in ADD_OPS else None
         for rsqrt in (c for c in view.consumers(add) if view.op(c) == "Rsqrt"):
             if epsilon is None:
                 continue
@@ -210,7 +211,7 @@ def _around(view, moments: BatchMoments, source: Tensor, multiplier: str, scale,
         return None
     for output in view.consumers(scaled):
         inputs = view.inputs(output)
-        if view.op(output) not in _ADD_OPS or Tensor(scaled) not in inputs:
+        if view.op(output) not in ADD_OPS or Tensor(scaled) not in inputs:
             continue
         shift = next(t for t in inputs if t != Tensor(scaled))
         offset = view.inputs(shift.node)[0] if view.op(shift.node) == "Sub" else None
@@ -238,7 +239,7 @@ def _without_corrections(view, moments, output: Tensor, scale, offset, epsilon) 
             uncorrected.append((scale, gamma))
             corrections.append(r.node)
             scale = gamma
-    if offset is not None and view.op(offset.node) in _ADD_OPS:
+    if offset is not None and view.op(offset.node) in ADD_OPS:
         for term, beta in (view.inputs(offset.node), view.inputs(offset.node)[::-1]):
             d = _split_product(view, term, batch)[0] if view.op(term.node) == "Mul" else None
             if d is not None:
@@ -253,19 +254,10 @@ def _split_product(view, product: Tensor, batch: set[str]) -> tuple[Tensor | Non
     """(the factor computed from the batch moments, the other factor) of a Mul, or (None, None)."""
     left, right = view.inputs(product.node)[:2]
     for factor, other in ((left, right), (right, left)):
-        if _computed_from(view, factor, batch) and not _computed_from(view, other, batch):
+        if computed_from(view, factor, batch, _CORRECTION_DEPTH) and not computed_from(
+                view, other, batch, _CORRECTION_DEPTH):
             return factor, other
     return None, None
-
-
-def _computed_from(view: GraphView, tensor: Tensor, nodes: set[str]) -> bool:
-    frontier, seen = [tensor.node], set()
-    for _ in range(_CORRECTION_DEPTH):
-        if any(node in nodes for node in frontier):
-            return True
-        seen.update(frontier)
-        frontier = [t.node for node in frontier for t in view.inputs(node) if t.node not in seen]
-    return False
 
 
 def _scalar_operand(view: GraphView, node: str) -> float | None:

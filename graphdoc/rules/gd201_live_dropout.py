@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from graphdoc.graph.edits import MakeIdentity
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.ops import ADD_OPS
 from graphdoc.rules.base import Finding, Fix, Rule
-from graphdoc.rules.matchers import RandomMask, is_scalar_factor, random_masks
+from graphdoc.rules.matchers import RandomMask, computed_from, is_scalar_factor, random_masks
 
 _SCALE_OPS = frozenset({"Mul", "RealDiv"})
 
@@ -74,30 +75,21 @@ class LiveDropout(Rule):
 
 def _alpha_dropout_end(view: GraphView, dropout: RandomMask) -> str | None:
     """AlphaDropout, `a * (x * mask + alpha' * (1 - mask)) + b`: the node computing it, or None."""
-    combined = _single_consumer(view, dropout.apply, _ADD_OPS)
-    if combined is None or not any(_computed_from_mask(view, t, dropout.mask) for t in view.inputs(combined)
+    combined = _single_consumer(view, dropout.apply, ADD_OPS)
+    if combined is None or not any(computed_from(view, t, {dropout.mask.node}, 3) for t in view.inputs(combined)
                                    if t.node != dropout.apply):
         return None
     scaled = _single_consumer(view, combined, frozenset({"Mul"}))
-    shifted = _single_consumer(view, scaled, _ADD_OPS) if scaled else None
+    shifted = _single_consumer(view, scaled, ADD_OPS) if scaled else None
     if shifted is None or not all(is_scalar_factor(view, t) for t in (*view.inputs(scaled), *view.inputs(shifted))
                                   if t.node not in (combined, scaled)):
         return None
     return shifted
 
 
-_ADD_OPS = frozenset({"Add", "AddV2"})
-
-
 def _single_consumer(view: GraphView, node: str, op_types: frozenset[str]) -> str | None:
     consumers = view.consumers(node)
     return consumers[0] if len(consumers) == 1 and view.op(consumers[0]) in op_types else None
-
-
-def _computed_from_mask(view: GraphView, tensor: Tensor, mask: Tensor, depth: int = 3) -> bool:
-    if tensor == mask:
-        return True
-    return depth > 0 and any(_computed_from_mask(view, t, mask, depth - 1) for t in view.inputs(tensor.node))
 
 
 def _unscaled_activation(view: GraphView, scaled: Tensor) -> Tensor | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from graphdoc.graph.edits import MakeIdentity
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import GraphView, Tensor
+from graphdoc.ops import ADD_OPS
 from graphdoc.rules.base import Finding, Fix, Rule
 from graphdoc.rules.matchers import is_scalar_factor
 
@@ -15,9 +16,8 @@ NORMAL_OPS = frozenset({
     "RandomStandardNormal", "StatelessRandomNormal", "StatelessRandomNormalV2",
     "TruncatedNormal", "StatelessTruncatedNormal",
 })
-_ADD_OPS = frozenset({"Add", "AddV2"})
 # The arithmetic that makes a standard normal sample the layer's noise: * stddev, + mean.
-_NOISE_OPS = _ADD_OPS | frozenset({"Mul", "Sub", "Identity", "Cast"})
+_NOISE_OPS = ADD_OPS | frozenset({"Mul", "Sub", "Identity", "Cast"})
 _MAX_WALK = 6
 
 
@@ -89,7 +89,7 @@ def _noise_from(view: GraphView, random: str) -> _Noise | None:
             tensor = Tensor(node)
             nodes.add(node)
             continue
-        if len(others) != 1 or view.op(node) not in (_ADD_OPS | {"Mul"}):
+        if len(others) != 1 or view.op(node) not in (ADD_OPS | {"Mul"}):
             return None
         # A mean-0 sample added, or a mean-1 sample multiplied: the noise layers' forms.
         if (view.op(node) == "Mul") == (mean == 1.0) and mean in (0.0, 1.0):
@@ -109,4 +109,4 @@ def _shifted_mean(view: GraphView, node: str, others: list[Tensor], mean: float)
     constant = float(value.reshape(-1)[0])
     if op == "Mul":
         return mean * constant
-    return mean + constant if op in _ADD_OPS else mean - constant
+    return mean + constant if op in ADD_OPS else mean - constant

@@ -13,6 +13,17 @@ _FACTOR_OPS = frozenset({"Const", "Identity", "Sub", "RealDiv", "Mul", "Cast", "
                          "PlaceholderWithDefault"})
 
 
+def computed_from(view: GraphView, tensor: Tensor, nodes: set[str], depth: int) -> bool:
+    """Whether `tensor` is computed from any of `nodes`, at most `depth` steps back."""
+    frontier, seen = [tensor.node], set()
+    for _ in range(depth + 1):
+        if any(node in nodes for node in frontier):
+            return True
+        seen.update(frontier)
+        frontier = [t.node for node in frontier for t in view.inputs(node) if t.node not in seen]
+    return False
+
+
 def is_scalar_factor(view: GraphView, tensor: Tensor) -> bool:
     """True if `tensor` is a scalar computed from constants and scalar placeholders only."""
     op = view.op(tensor.node)  # the common cases first: every dropout asks about several operands

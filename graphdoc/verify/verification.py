@@ -26,7 +26,7 @@ from graphdoc.graph.frames import inside_loops
 from graphdoc.graph.model import Model
 from graphdoc.graph.view import Tensor
 from graphdoc.rewrite import FixReport
-from graphdoc.rules import LayerFormula
+from graphdoc.rules import ALL_RULES, LayerFormula
 from graphdoc.scanning import scan
 from graphdoc.verify.inputs import batch_size, samples
 from graphdoc.verify.probe import BATCH, FETCH_BUDGET, probe
@@ -100,10 +100,7 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
             return verification
         verification.checks.append(
             Check("imports and runs", True, f"{len(report.outputs)} output(s) on a batch of {size}"))
-        # What the fix was not asked to fix (--select, --ignore, `keep`) stays, and explains what diverges.
-        kept = {finding.location for finding in report.kept}
-        left = [finding for finding in scan(report.fixed)
-                if (report.codes and finding.code not in report.codes) or finding.location in kept]
+        left = _left_in_the_graph(report)
         probed = probe(fixed, left, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True,
                        runner=runner, status=status)
         verification.checks.append(_independence(probed))
@@ -115,6 +112,17 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
         if formulas:
             verification.checks.append(_layers_follow_their_formula(fixed, formulas, batch, runner))
     return verification
+
+
+def _left_in_the_graph(report: FixReport) -> list:
+    """What the fix was not asked to fix (--select, --ignore, `keep`): it stays, and explains what
+    still diverges. A fix of every rule with nothing kept leaves nothing to scan for."""
+    narrowed = report.codes and report.codes != {rule.code for rule in ALL_RULES}
+    if not narrowed and not report.kept:
+        return []
+    kept = {finding.location for finding in report.kept}
+    return [finding for finding in scan(report.fixed)
+            if (report.codes and finding.code not in report.codes) or finding.location in kept]
 
 
 def _independence(probed) -> Check:
