@@ -180,7 +180,7 @@ def _load_checkpoint(path: Path, outputs: list[str] | None) -> Model:
 def _load_saved_model(path: Path, signature: str) -> Model:
     from graphdoc.tf.saved_model import freeze_signature
 
-    graph_def, output_keys, variables = freeze_signature(path, signature)
+    graph_def, output_keys, variables, signatures = freeze_signature(path, signature)
     return Model(
         graph_def=graph_def,
         path=path,
@@ -188,6 +188,7 @@ def _load_saved_model(path: Path, signature: str) -> Model:
         checkpoint=path / "variables" / "variables",
         aliases=output_keys,
         variables=variables,
+        signatures=signatures,
     )
 
 

@@ -57,7 +57,7 @@ def test_fix_refuses_to_overwrite_its_input(tmp_path, capsys):
     model.write_bytes(MOBILENET.read_bytes())
     assert main(["fix", str(model), "-o", str(model)]) == 2
     assert model.read_bytes() == MOBILENET.read_bytes()
-    assert "names the input file" in capsys.readouterr().err
+    assert "-o would write over the input" in capsys.readouterr().err
 
 
 def test_unknown_output_name_offers_close_names(capsys):
@@ -153,3 +153,72 @@ def test_the_command_leaves_the_model_to_the_process_exit_and_main_frees_it(comm
     with pytest.raises(SystemExit):
         cli.run()
     assert alive_at_exit == [True]
+
+
+# --- fix with several models, and -o naming a directory
+
+SLIM = SAMPLES / "slim_convnet_training.pb"
+
+
+def test_fix_writes_several_models_into_a_directory_each_as_fixing_it_alone_would(tmp_path, capsys):
+    out = tmp_path / "fixed"
+    out.mkdir()
+    assert main(["fix", str(MOBILENET), str(SLIM), "-o", str(out), "--no-verify"]) == 0
+    report = " ".join(capsys.readouterr().out.split())  # however the terminal wrapped it
+    assert report.count("No findings remain.") == 2
+    for model in (MOBILENET, SLIM):
+        alone = tmp_path / f"alone_{model.name}"
+        assert main(["fix", str(model), "-o", str(alone), "--no-verify"]) == 0
+        assert (out / model.name).read_bytes() == alone.read_bytes()
+
+
+def test_fix_of_one_model_into_an_existing_directory_keeps_its_name(tmp_path):
+    assert main(["fix", str(SLIM), "-o", str(tmp_path), "--no-verify"]) == 0
+    assert findings_of(tmp_path / SLIM.name) == []
+
+
+def test_fix_of_several_models_refuses_one_file_or_two_models_of_one_name(tmp_path, capsys):
+    assert main(["fix", str(MOBILENET), str(SLIM), "-o", str(tmp_path / "fixed.pb")]) == 2
+    assert "names one file for 2 models; name an existing directory" in capsys.readouterr().err
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / SLIM.name).write_bytes(SLIM.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["fix", str(SLIM), str(twin / SLIM.name), "-o", str(out)]) == 2
+    assert "would both be written to" in capsys.readouterr().err
+    assert list(out.iterdir()) == []  # refused before anything was written
+
+
+def test_a_model_that_cannot_load_stops_only_itself(tmp_path, capsys):
+    broken = tmp_path / "broken.pb"
+    broken.write_bytes(b"\x00not a graph")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["fix", str(broken), str(SLIM), "-o", str(out), "--no-verify"]) == 2
+    assert "broken.pb" in capsys.readouterr().err
+    assert [path.name for path in out.iterdir()] == [SLIM.name]
+
+
+# --- help pages: a description and examples that really parse
+
+
+@pytest.mark.parametrize("command", ["scan", "fix", "probe", "compare", "show", "rule"])
+def test_each_command_explains_itself_with_examples_that_parse(command, tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from graphdoc.cli import _parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fixed").mkdir()  # `-o fixed/` names a directory that exists
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    page = capsys.readouterr().out
+    description = page.split("\n\n")[1]
+    assert len(description.split()) >= 8, page  # a sentence or more, not only the usage line
+    examples = [line.strip() for line in page.split("examples:\n")[1].splitlines() if line.startswith("  graphdoc ")]
+    assert examples, page
+    for example in examples:
+        words = shlex.split(example.split("  ")[0])  # the command, without the comment beside it
+        assert words[:2] == ["graphdoc", command]
+        _parser().parse_args(words[1:])  # exits (a failed test) if the example is not a valid command line

@@ -52,7 +52,6 @@ def model(tmp_path, monkeypatch) -> Path:
 MISTAKES = {
     "json report into a missing directory": ["scan", "model.pb", "--format", "json", "-o", "missing_dir/r.json"],
     "text report into a missing directory": ["scan", "model.pb", "-o", "missing_dir/r.txt"],
-    "fix into an existing directory": ["fix", "model.pb", "-o", "existing_dir"],
     "scan report into an existing directory": ["scan", "model.pb", "-o", "existing_dir"],
     "fix into a name ending in /": ["fix", "model.pb", "-o", "out/"],
     "scan report into a name ending in /": ["scan", "model.pb", "-o", "out/"],
@@ -113,7 +112,7 @@ def test_a_trailing_slash_is_refused_by_the_parser_before_a_file_named_out_appea
 
 
 def test_a_directory_that_exists_is_refused_by_name(model, capsys):
-    assert _call(["fix", "model.pb", "-o", "existing_dir"]) == 2
+    assert _call(["scan", "model.pb", "-o", "existing_dir"]) == 2
     assert "cannot write existing_dir: it is a directory" in capsys.readouterr().err
 
 

@@ -59,3 +59,62 @@ def test_rule_lists_the_rules_and_takes_a_family_or_a_name(capsys):
     assert main(["rule", "batch-moments-batchnorm"]) == 0
     assert "GD102 batch-moments-batchnorm" in capsys.readouterr().out
     assert main(["rule", "GD9"]) == 2
+
+
+# --- show MODEL: what the model takes and gives
+
+
+def test_show_without_a_node_lists_feeds_and_fetches_with_dtype_and_shape(capsys):
+    assert main(["show", str(SLIM)]) == 0
+    out = capsys.readouterr().out
+    assert "Feed" in out and "Fetch" in out
+    feed = next(line for line in out.splitlines() if "input:0" in line)
+    assert "float32" in feed and "[-1, 16, 16, 3]" in feed
+
+
+def _two_signature_saved_model(directory: Path) -> Path:
+    import tensorflow as tf
+
+    class Classifier(tf.Module):
+        def __init__(self):
+            self.weights = tf.Variable(tf.ones((4, 3)))
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="pixels")])
+        def classify(self, pixels):
+            return {"probs": tf.nn.softmax(pixels @ self.weights), "logits": pixels @ self.weights}
+
+        @tf.function(input_signature=[tf.TensorSpec((2, 4), tf.float32, name="pixels")])
+        def embed(self, pixels):
+            return {"embedding": tf.cast(pixels * 2.0, tf.float16)}
+
+    module = Classifier()
+    path = directory / "classifier"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.classify, "embed": module.embed})
+    return path
+
+
+def test_show_lists_every_signature_by_key_and_the_json_follows_its_schema(tmp_path, capsys):
+    import json
+
+    from test_reports_next_steps import _validate
+
+    path = _two_signature_saved_model(tmp_path)
+    assert main(["show", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    _validate(report, "show-v1")
+    signatures = report["signatures"]
+    assert set(signatures) == {"serving_default", "embed"}
+    assert signatures["serving_default"]["loaded"] and not signatures["embed"]["loaded"]
+    assert signatures["serving_default"]["inputs"] == [{"name": "pixels", "dtype": "float32", "shape": [-1, 4]}]
+    assert [port["name"] for port in signatures["serving_default"]["outputs"]] == ["logits", "probs"]
+    assert signatures["embed"]["outputs"] == [{"name": "embedding", "dtype": "float16", "shape": [2, 4]}]
+    assert set(report["output_keys"]) == {"logits", "probs"}  # the frozen graph's fetches, by key
+    assert main(["show", str(path), "--signature", "embed"]) == 0
+    out = capsys.readouterr().out
+    assert "Signature 'embed' (frozen into the graph above)" in out
+    assert "Signature 'serving_default'" in out and "embedding" in out
+
+
+def test_show_without_a_node_refuses_drawing_options(capsys):
+    assert main(["show", str(SLIM), "--svg", "n.svg"]) == 2
+    assert "name the node" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from graphdoc.cli.options import (
     EXIT_FINDINGS,
     add_model_options,
     add_run_options,
+    described,
     load_model,
     non_negative_number,
     status,
@@ -26,8 +27,20 @@ from graphdoc.report.text import render_comparison
 from graphdoc.verify.inputs import parse_shapes
 
 
+DESCRIPTION = """\
+Run two models on the same inputs and compare their outputs; the last line says whether
+they agree within the tolerance and, when one of them runs in training mode, why not.
+Needs TensorFlow."""
+
+EXAMPLES = """\
+  graphdoc compare model.pb fixed.pb
+  graphdoc compare model.pb fixed.pb --batch 16 --tolerance 1e-4
+"""
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
-    compare = commands.add_parser("compare", help="run two graphs on the same inputs and compare their outputs")
+    compare = commands.add_parser("compare", help="run two graphs on the same inputs and compare their outputs",
+                                  **described(DESCRIPTION, EXAMPLES))
     compare.add_argument("first", type=Path)
     compare.add_argument("second", type=Path)
     compare.add_argument("--tolerance", type=non_negative_number, default=1e-5,

@@ -12,11 +12,13 @@ from rich.console import Console
 from graphdoc import cli
 from graphdoc.cli.options import (
     EXIT_CLEAN,
+    EXIT_ERROR,
     EXIT_FINDINGS,
     MODEL_HELP,
     add_model_options,
     add_run_options,
     codes,
+    described,
     load_model,
     output_file,
     progress,
@@ -26,6 +28,7 @@ from graphdoc.cli.options import (
 )
 from graphdoc.errors import GraphdocError
 from graphdoc.fixing import TENSORFLOW_MISSING, FileFix, FixResult, VerificationFailed, tensorflow_installed
+from graphdoc.loading import find_models
 from graphdoc.report.html import scan_html
 from graphdoc.report.json_report import command_report
 from graphdoc.report.next_steps import fix_outcome
@@ -36,11 +39,31 @@ from graphdoc.verify.inputs import parse_shapes
 from graphdoc.writing import write_atomically
 
 
+DESCRIPTION = """\
+Write an inference-mode copy of each model: BatchNorm on its moving statistics, dropout and
+noise removed, training switches set to inference, variable updates dropped. The copy is run
+against the original before it is written (batch independence, determinism, untouched nodes
+equal, every BatchNorm's inference formula); nothing is written if a check fails."""
+
+EXAMPLES = """\
+  graphdoc fix model.pb -o fixed.pb
+  graphdoc fix saved_model_dir -o fixed.pb         freezes the signature, then fixes it
+  graphdoc fix model.ckpt --outputs logits -o fixed.pb
+                                                   a TF1 checkpoint with its .meta
+  graphdoc fix frozen.pb --checkpoint train_dir -o fixed.pb
+                                                   moving statistics that freezing pruned
+  graphdoc fix a.pb b.pb models/ -o fixed/         several models into one directory
+  graphdoc fix model.pb --dry-run --diff           what would change, node by node
+"""
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
-    fix = commands.add_parser("fix", help="write an inference-mode copy of the graph")
-    fix.add_argument("model", type=Path, help=MODEL_HELP)
-    fix.add_argument("-o", "--output", type=output_file,
-                     help="where to write the fixed graph (required unless --dry-run)")
+    fix = commands.add_parser("fix", help="write an inference-mode copy of the graph", **described(DESCRIPTION, EXAMPLES))
+    fix.add_argument("models", nargs="+", type=Path, metavar="model",
+                     help=MODEL_HELP + "; directories are searched for models")
+    fix.add_argument("-o", "--output", type=_destination,
+                     help="the file to write, or an existing directory to write each model into under its own name "
+                     "(required unless --dry-run or --in-place)")
     fix.add_argument("--checkpoint", type=Path, help="take missing moving statistics from this checkpoint (a prefix, "
                      "a directory with a `checkpoint` file, or a SavedModel)")
     fix.add_argument("--calibrate", type=Path, metavar="DATA", help="recompute missing moving statistics by running "
@@ -82,9 +105,26 @@ def _binding(text: str) -> tuple[str, bool | int | float]:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    _check_arguments(args)
-    steps = FileFix(args.model, args.output, in_place=args.in_place, dry_run=args.dry_run)
-    model = load_model(args.model, args)
+    paths = find_models(args.models)
+    destinations = _destinations(paths, args)
+    if len(paths) == 1:
+        return _fix(paths[0], destinations[0], args, console)
+    if args.html or args.format != "text":
+        raise GraphdocError("--html and --format json report one model; fix the models one at a time")
+    exits = []
+    for path, output in zip(paths, destinations, strict=True):
+        try:
+            exits.append(_fix(path, output, args, console))
+        except GraphdocError as error:  # the others are still fixed; the exit code says one was not
+            print(f"graphdoc: error: {error}", file=sys.stderr)
+            exits.append(EXIT_ERROR)
+        console.print()
+    return max(exits)
+
+
+def _fix(path: Path, output: Path | None, args: argparse.Namespace, console: Console) -> int:
+    steps = FileFix(path, output, in_place=args.in_place, dry_run=args.dry_run)
+    model = load_model(path, args)
     with progress("calibrating") if args.calibrate else contextlib.nullcontext() as advance:
         steps.fix(model, outputs=args.outputs, checkpoint=args.checkpoint, calibrate=args.calibrate,
                   batch_size=args.batch_size, unsafe_fixes=args.unsafe_fixes, progress=advance,
@@ -110,6 +150,35 @@ def command(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FINDINGS if result.remaining or result.held_back else EXIT_CLEAN
 
 
+def _destination(text: str) -> Path:
+    """An argparse type for -o: a directory that exists, or a file to write (options.output_file)."""
+    return Path(text) if Path(text).is_dir() else output_file(text)
+
+
+def _destinations(paths: list[Path], args: argparse.Namespace) -> list[Path | None]:
+    """Where each model's fix goes, checked before anything is loaded (in the options' terms)."""
+    into = args.output if args.output is not None and args.output.is_dir() else None
+    if len(paths) > 1 and args.output is not None and into is None:
+        raise GraphdocError(f"-o {args.output} names one file for {len(paths)} models; name an existing directory")
+    outputs = [into / fixed_name(path) if into else args.output for path in paths]
+    writing = [output for output in outputs if output is not None]
+    clash = next((output for output in writing if writing.count(output) > 1), None)
+    if clash is not None:
+        named = [str(path) for path, output in zip(paths, outputs, strict=True) if output == clash]
+        raise GraphdocError(f"{' and '.join(named)} would both be written to {clash}; fix them into different directories")
+    for path, output in zip(paths, outputs, strict=True):
+        _check_arguments(path, output, args)
+    if args.in_place:
+        return [output or path for path, output in zip(paths, outputs, strict=True)]
+    return outputs
+
+
+def fixed_name(path: Path) -> str:
+    """The file a model's fix is called in an output directory: a GraphDef keeps its name; a
+    SavedModel or a checkpoint becomes a frozen GraphDef named after it."""
+    return path.name if path.suffix in (".pb", ".pbtxt") and not path.is_dir() else f"{path.name.removesuffix('.meta')}.pb"
+
+
 def _unverified(result: FixResult, args: argparse.Namespace) -> str | None:
     """Why the fixed graph was not (or, on a dry run, would not be) run to check it; None if it was."""
     if result.verification is not None or (not result.changed and not args.dry_run):
@@ -121,19 +190,18 @@ def _unverified(result: FixResult, args: argparse.Namespace) -> str | None:
     return result.verification_skipped
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
+def _check_arguments(model: Path, output: Path | None, args: argparse.Namespace) -> None:
     """Refuse what cannot work before loading anything, in the options' terms."""
-    if args.in_place:
-        args.output = args.output or args.model
-    if args.output is None and not args.dry_run:
+    output = output or (model if args.in_place else None)
+    if output is None and not args.dry_run:
         raise GraphdocError("fix needs -o OUTPUT (or --dry-run to see what would change)")
-    overwrites_input = args.output is not None and args.output.resolve() == args.model.resolve()
+    overwrites_input = output is not None and output.resolve() == model.resolve()
     if overwrites_input and not args.in_place:
-        raise GraphdocError("-o names the input file; write to a new path, or pass --in-place to keep a backup")
-    if overwrites_input and args.model.is_dir():
+        raise GraphdocError(f"-o would write over the input {model}; write to a new path, or pass --in-place to keep a backup")
+    if overwrites_input and model.is_dir():
         raise GraphdocError("--in-place rewrites a GraphDef file; a SavedModel directory is fixed into a new .pb with -o")
-    if args.output is not None and not args.output.parent.is_dir():
-        raise GraphdocError(f"cannot write {args.output}: the directory {args.output.parent} does not exist")
+    if output is not None and not output.parent.is_dir():
+        raise GraphdocError(f"cannot write {output}: the directory {output.parent} does not exist")
     if args.calibrate is not None and not args.calibrate.exists():
         raise GraphdocError(f"--calibrate {args.calibrate}: no such file or directory")
     if args.checkpoint is not None and not (args.checkpoint.exists() or Path(f"{args.checkpoint}.index").exists()):

@@ -28,6 +28,12 @@ MODEL_HELP = (
 )
 
 
+def described(description: str, examples: str) -> dict:
+    """A subcommand's help page: what it does, then examples as written (argparse would rewrap them)."""
+    return {"description": description, "epilog": "examples:\n" + examples,
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def codes(text: str) -> list[str]:
     return [code.strip() for code in text.split(",") if code.strip()]
 

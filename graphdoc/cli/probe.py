@@ -13,6 +13,7 @@ from graphdoc.cli.options import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
     MODEL_HELP,
+    described,
     add_model_options,
     add_run_options,
     load_model,
@@ -29,8 +30,21 @@ from graphdoc.verify.inputs import parse_shapes
 from graphdoc.writing import write_atomically
 
 
+DESCRIPTION = """\
+Run the model on a batch and on each sample alone, twice, and find the first nodes whose
+values depend on the rest of the batch or change from run to run, each explained by the
+finding that causes it. Needs TensorFlow. Inputs are generated unless given with --inputs."""
+
+EXAMPLES = """\
+  graphdoc probe model.pb
+  graphdoc probe model.pb --inputs images.npy --html probe.html
+  graphdoc probe model.pb --input-shape input=-1,224,224,3
+"""
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
-    probe = commands.add_parser("probe", help="run the graph and find where results depend on the batch")
+    probe = commands.add_parser("probe", help="run the graph and find where results depend on the batch",
+                                **described(DESCRIPTION, EXAMPLES))
     probe.add_argument("model", type=Path, help=MODEL_HELP)
     probe.add_argument("--format", choices=("text", "json"), default="text",
                        help="json: the shape is graphdoc/schemas/probe-v1.schema.json")

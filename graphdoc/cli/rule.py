@@ -6,14 +6,16 @@ import argparse
 
 from rich.console import Console
 
-from graphdoc.cli.options import EXIT_CLEAN
+from graphdoc.cli.options import EXIT_CLEAN, described
 from graphdoc.errors import GraphdocError
 from graphdoc.rules import ALL_RULES, RULES_BY_CODE
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    rule = commands.add_parser("rule", help="explain a rule", description="Explain rules: with no argument, list them; "
-                               "give a code (GD101), a family (GD1) or a name (batch-moments-batchnorm).")
+    rule = commands.add_parser("rule", help="explain a rule", **described(
+        "Explain rules: with no argument, list them; give a code (GD101), a family (GD1) or a name\n"
+        "(batch-moments-batchnorm) for what the rule finds, why it matters, and what its fix does.",
+        "  graphdoc rule\n  graphdoc rule GD101\n  graphdoc rule GD2\n  graphdoc rule live-dropout\n"))
     rule.add_argument("code", nargs="?", help="a rule code (GD101), a family (GD1) or a rule name")
     rule.add_argument("--all", action="store_true", help="explain every rule")
     rule.set_defaults(command=command)

@@ -15,6 +15,7 @@ from graphdoc.cli.options import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     MODEL_HELP,
+    described,
     add_model_options,
     codes,
     emit,
@@ -41,8 +42,24 @@ from graphdoc.writing import write_atomically
 _EMITTERS = {"json": json_report, "sarif": sarif_report, "concise": concise_report, "github": github_report}
 
 
+DESCRIPTION = """\
+Report what makes a model behave differently in production than in training: BatchNorm on
+batch statistics, live dropout and noise, training switches left on, variable updates, moving
+statistics that were never trained or that freezing pruned. Reads GraphDefs, SavedModels and
+TF1 checkpoints; a GraphDef is scanned without TensorFlow."""
+
+EXAMPLES = """\
+  graphdoc scan model.pb
+  graphdoc scan models/ -j 0                     every model under models/, one process per core
+  graphdoc scan model.pb --format sarif -o graphdoc.sarif
+  graphdoc scan model.pb --format github         annotations for a GitHub Actions job
+  graphdoc scan model.pb --ignore GD201          Monte-Carlo dropout kept on purpose
+"""
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
-    scan = commands.add_parser("scan", help="report training-mode BatchNorm, live dropout, training switches")
+    scan = commands.add_parser("scan", help="report training-mode BatchNorm, live dropout, training switches",
+                               **described(DESCRIPTION, EXAMPLES))
     scan.add_argument("models", nargs="+", type=Path, help=MODEL_HELP + "; directories are searched for .pb/.pbtxt")
     scan.add_argument("--format", choices=tuple(["text", *_EMITTERS]), default="text",
                       help="text; json (graphdoc/schemas/scan-v1.schema.json); sarif; concise (one line per "

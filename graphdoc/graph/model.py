@@ -34,6 +34,8 @@ class Model:
     # A SavedModel's variables: the node freezing made of each, and the name it has ("unknown_3" ->
     # "bn1/moving_mean").
     variables: dict[str, str] = field(default_factory=dict)
+    # A SavedModel's signatures: for each, its inputs and outputs by key (graph.ports.Port).
+    signatures: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @cached_property
     def main(self) -> GraphView:

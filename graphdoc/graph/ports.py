@@ -15,9 +15,12 @@ class Port:
     dtype: str  # "float32", or "?" where the graph does not say
     shape: list[int] | None  # -1 for a dimension left open, None for an unknown rank
 
+    @property
+    def shape_text(self) -> str:
+        return "?" if self.shape is None else "[" + ", ".join(str(d) for d in self.shape) + "]"
+
     def __str__(self) -> str:
-        shape = "?" if self.shape is None else "[" + ", ".join(str(d) for d in self.shape) + "]"
-        return f"{self.name} {self.dtype} {shape}"
+        return f"{self.name} {self.dtype} {self.shape_text}"
 
     def record(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "shape": self.shape}
