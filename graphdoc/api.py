@@ -49,6 +49,18 @@ def _quiet(message: str) -> None:
     pass
 
 
+def outputs(model: Model, requested: list[str] | None = None) -> list[str]:
+    """The outputs `requested` (checked, with a suggestion for a misspelling), else the model's own:
+    a TensorFlow graph's inferred output nodes, an ONNX model's graph outputs."""
+    if model.kind == "onnx":
+        from graphdoc.onnx.model import onnx_outputs
+
+        return onnx_outputs(model, requested)
+    from graphdoc.rewrite.outputs import resolve_outputs
+
+    return resolve_outputs(model.main, requested, model.aliases)
+
+
 def scan(
     model: Model,
     *,
@@ -66,6 +78,10 @@ def scan(
     """
     rules = chosen_rules(select, ignore)
     codes = {rule.code for rule in rules}
+    if model.kind == "onnx":
+        from graphdoc.onnx.scanning import scan_onnx
+
+        return scan_onnx(model, codes, checkpoint=checkpoint, keep=keep)
     findings = complete_statistics(model, _scan(model, rules, keep), checkpoint=checkpoint)
     return [finding for finding in findings if finding.code in codes]
 
@@ -128,6 +144,11 @@ def verify(original: Model, report: FixReport, *, inputs: str | Path | None = No
     otherwise), `shapes` the shapes of inputs the graph leaves open ({"x": [-1, 128]}),
     `allow_unsafe` runs graphs that touch files or call Python. Needs TensorFlow.
     """
+    if original.kind == "onnx":
+        from graphdoc.onnx.compare import data_for
+        from graphdoc.onnx.verification import verify_onnx
+
+        return verify_onnx(original, report, data=data_for(original, Path(inputs) if inputs else None))
     from graphdoc.verify.verification import verify as _verify
 
     return _verify(original, report, data=Path(inputs) if inputs else None, shapes=shapes,
@@ -140,6 +161,11 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 
     `status(message)` hears how far a large model's probe has come.
     """
+    if model.kind == "onnx":
+        from graphdoc.onnx.compare import data_for
+        from graphdoc.onnx.probe import probe_onnx
+
+        return probe_onnx(model, scan(model), data=data_for(model, Path(inputs) if inputs else None))
     from graphdoc.verify.probe import probe as _probe
 
     return _probe(model, _scan(model), data=Path(inputs) if inputs else None, shapes=shapes, outputs=outputs,
@@ -155,6 +181,12 @@ def compare(first: Model, second: Model, *, outputs: list[str] | None = None, in
     Both run on `batch` samples: by default every sample in `inputs`, else 4 random ones.
     Needs TensorFlow.
     """
+    if first.kind == "onnx" or second.kind == "onnx":
+        from graphdoc.onnx.compare import compare_onnx
+
+        if first.kind != second.kind:
+            raise GraphdocError("compare runs two models of one format (two ONNX models, or two TensorFlow graphs)")
+        return compare_onnx(first, second, outputs=outputs, data=Path(inputs) if inputs else None, batch=batch)
     from graphdoc.verify.compare import compare as _compare
 
     return _compare(first, second, outputs=outputs, data=Path(inputs) if inputs else None, shapes=shapes,

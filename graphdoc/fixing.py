@@ -77,6 +77,8 @@ def fix_model(
 ) -> FixReport:
     """The fix, in memory and not yet verified (graphdoc.fix documents the options)."""
     rules = chosen_rules(select, ignore)
+    if model.kind == "onnx":
+        return _fix_onnx(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
         return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
@@ -84,6 +86,16 @@ def fix_model(
 
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
                 rules=rules, bind=bind, keep=keep)
+
+
+def _fix_onnx(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:
+    from graphdoc.onnx.rewrite import fix_onnx
+
+    for option, given in (("--calibrate", calibrate), ("--bind", bind)):
+        if given:
+            raise GraphdocError(f"{option} is not available for ONNX models; moving statistics come from the "
+                                "model's initializers or --checkpoint")
+    return fix_onnx(model, codes={rule.code for rule in rules}, checkpoint=checkpoint, keep=keep)
 
 
 def tensorflow_installed() -> bool:
@@ -104,12 +116,31 @@ def verified(report: FixReport, original: Callable[[], Model], *, verify: bool =
     """
     if not verify or not report.changed:
         return _result(report)
+    if report.fixed.kind == "onnx":
+        return _verified_onnx(report, original, inputs=inputs, after=after)
     if not tensorflow_installed():
         return _result(report, verification_skipped=TENSORFLOW_MISSING)
     from graphdoc.verify.verification import verify as run_checks
 
     verification = run_checks(original(), report, data=Path(inputs) if inputs else None, shapes=shapes,
                               allow_unsafe=allow_unsafe, status=status)
+    return _checked(verification, after, report)
+
+
+def _verified_onnx(report: FixReport, original: Callable, *, inputs, after: str) -> FixResult:
+    from graphdoc.onnx.runtime import ONNXRUNTIME_MISSING, onnxruntime_installed
+
+    if not onnxruntime_installed():
+        return _result(report, verification_skipped=ONNXRUNTIME_MISSING)
+    from graphdoc.onnx.compare import data_for
+    from graphdoc.onnx.verification import verify_onnx
+
+    before = original()
+    verification = verify_onnx(before, report, data=data_for(before, Path(inputs) if inputs else None))
+    return _checked(verification, after, report)
+
+
+def _checked(verification: Verification, after: str, report: FixReport) -> FixResult:
     if not verification.passed:
         failure = verification.failures()[0]
         raise VerificationFailed(
@@ -155,7 +186,11 @@ class FileFix:
         return load(self.path) if self._edits_model else self.model
 
     def will_verify(self, *, verify: bool = True) -> bool:
-        """Whether check(verify=verify) runs the fixed graph (in TensorFlow)."""
+        """Whether check(verify=verify) runs the fixed graph (in TensorFlow, or onnxruntime)."""
+        if self.model.kind == "onnx":
+            from graphdoc.onnx.runtime import onnxruntime_installed
+
+            return verify and not self.dry_run and self.report.changed and onnxruntime_installed()
         return verify and not self.dry_run and self.report.changed and tensorflow_installed()
 
     def check(self, *, verify: bool = True, inputs: str | Path | None = None, shapes=None,
@@ -168,6 +203,10 @@ class FileFix:
 
     def changes(self) -> list:
         """The change node by node (graphdoc.rewrite.diff); before write(), which may overwrite the original."""
+        if self.model.kind == "onnx":
+            from graphdoc.onnx.rewrite import onnx_node_changes
+
+            return onnx_node_changes(self.original, self.report.fixed)
         from graphdoc.rewrite.diff import node_changes
 
         return node_changes(self.original, self.report.fixed)

@@ -32,6 +32,7 @@ MEMORY_PER_BYTE = 20
 
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
 GRAPHDEF_FORMATS = ("binary GraphDef", "text GraphDef")
+MODEL_SUFFIXES = (".pb", ".pbtxt", ".onnx")  # what a directory scan reads
 
 
 def load(path: str | Path, *, outputs: list[str] | None = None, signature: str = "serving_default") -> Model:
@@ -52,6 +53,8 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
     except OSError as error:
         raise LoadError(f"{path} could not be read ({error.strerror})") from None
     _reject_known_other_formats(path, data)
+    if _looks_like_onnx(data):
+        return _load_onnx(path, data)
     if _looks_like_text(data):
         graph_def = _parse_text(path, data)
         kind = "text GraphDef"
@@ -134,7 +137,7 @@ def is_model_directory(path: Path) -> bool:
 
 def find_models(paths: list[Path]) -> list[Path]:
     """The models `paths` name, each once: a file or a model directory is one; any other
-    directory holds models (its .pb and .pbtxt files, and its SavedModels, whose own
+    directory holds models (its .pb, .pbtxt and .onnx files, and its SavedModels, whose own
     files are not models: fingerprint.pb, variables/, assets/)."""
     found: dict[str, Path] = {}  # by real path: a file named twice, or in a directory and by name, is one model
     for path in paths:
@@ -143,7 +146,7 @@ def find_models(paths: list[Path]) -> list[Path]:
             continue
         models = _models_under(path)
         if not models:
-            raise LoadError(f"{path} holds no .pb or .pbtxt files and no SavedModel")
+            raise LoadError(f"{path} holds no .pb, .pbtxt or .onnx files and no SavedModel")
         for model in models:
             found.setdefault(os.path.realpath(model), model)
     return list(found.values())
@@ -158,7 +161,7 @@ def _models_under(directory: Path) -> list[Path]:
             subdirectories.clear()  # variables/ and assets/ belong to it
             continue
         subdirectories.sort()
-        models += [here / name for name in sorted(files) if Path(name).suffix in (".pb", ".pbtxt")]
+        models += [here / name for name in sorted(files) if Path(name).suffix in MODEL_SUFFIXES]
     return sorted(models)
 
 
@@ -216,8 +219,6 @@ def _reject_known_other_formats(path: Path, data: bytes) -> None:
             f"{path} is a TensorFlow Lite model, converted already; graphdoc needs the graph it was converted "
             "from (a frozen .pb or a SavedModel)"
         )
-    if path.suffix == ".onnx":
-        raise LoadError(f"{path} is an ONNX model; graphdoc reads TensorFlow graphs (.pb, .pbtxt, SavedModels)")
     if data.startswith(_ZIP_MAGIC):
         raise LoadError(
             f"{path} is a zip archive (a Keras .keras model?), not a TensorFlow graph; load it with "
@@ -228,6 +229,20 @@ def _reject_known_other_formats(path: Path, data: bytes) -> None:
             f"{path} is a SavedModel's graph file, not a frozen GraphDef; pass its directory "
             f"instead: graphdoc scan {path.parent}"
         )
+
+
+def _looks_like_onnx(data: bytes) -> bool:
+    """An ONNX ModelProto starts with its ir_version (field 1, a varint: byte 0x08); a binary
+    GraphDef cannot (its field 1, the nodes, is length-delimited: 0x0a), nor a text one."""
+    return data[:1] == b"\x08"
+
+
+def _load_onnx(path: Path, data: bytes):
+    try:
+        from graphdoc.onnx.model import load_onnx
+    except ImportError:
+        raise LoadError(f"{path} is an ONNX model; reading it needs the onnx package (pip install onnx)") from None
+    return load_onnx(path, data)
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -162,7 +162,10 @@ def write_fix(report: FixReport, source: Path, output: Path, *, backup: bool = F
     if backup:
         write_atomically(source.read_bytes(), kept)
     try:
-        write_graph_def(report.fixed.graph_def, output)
+        if report.fixed.kind == "onnx":
+            write_atomically(report.fixed.serialize(), output)
+        else:
+            write_graph_def(report.fixed.graph_def, output)
     except BaseException:
         if new_backup:  # the source is as it was: a backup of it made for nothing would be left over
             kept.unlink(missing_ok=True)

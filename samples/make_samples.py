@@ -5,6 +5,12 @@
 Each sample is a real model built with TensorFlow's own model code, frozen in
 training mode by mistake, as users find them. Weights are random (nothing is
 downloaded); the moving statistics hold non-trivial values.
+
+The PyTorch pair is an exported file because PyTorch is too large a download
+for the tests to install: a small conv net trained for a few steps, exported
+by torch.onnx in training mode (BatchNormalization training_mode=1, live
+Dropout) and, as the reference, in eval mode (samples/zoo_onnx.py,
+torch_training_export; needs torch).
 """
 
 from __future__ import annotations
@@ -27,10 +33,19 @@ SAMPLES = {
 }
 
 
+TORCH_PAIR = ("torch_convnet_training.onnx", "torch_convnet_eval.onnx")
+
+
 def main(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, build in SAMPLES.items():
         (directory / name).write_bytes(build().training)
+        print(f"wrote {directory / name}")
+    import zoo_onnx
+
+    pair = zoo_onnx.torch_training_export()
+    for name, model in zip(TORCH_PAIR, (pair.training, pair.inference), strict=True):
+        (directory / name).write_bytes(model)
         print(f"wrote {directory / name}")
 
 

@@ -54,6 +54,7 @@ EXAMPLES = """\
                                                    moving statistics that freezing pruned
   graphdoc fix a.pb b.pb models/ -o fixed/         several models into one directory
   graphdoc fix model.pb --dry-run --diff           what would change, node by node
+  graphdoc fix model.onnx -o fixed.onnx            checked with onnxruntime, optimizations disabled
 """
 
 
@@ -176,7 +177,9 @@ def _destinations(paths: list[Path], args: argparse.Namespace) -> list[Path | No
 def fixed_name(path: Path) -> str:
     """The file a model's fix is called in an output directory: a GraphDef keeps its name; a
     SavedModel or a checkpoint becomes a frozen GraphDef named after it."""
-    return path.name if path.suffix in (".pb", ".pbtxt") and not path.is_dir() else f"{path.name.removesuffix('.meta')}.pb"
+    if path.suffix in (".pb", ".pbtxt", ".onnx") and not path.is_dir():
+        return path.name
+    return f"{path.name.removesuffix('.meta')}.pb"
 
 
 def _unverified(result: FixResult, args: argparse.Namespace) -> str | None:

@@ -23,8 +23,8 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a process Ctrl-C ended
 
 MODEL_HELP = (
-    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, or a TF1 checkpoint prefix with its .meta "
-    "(needs --outputs)"
+    "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, a TF1 checkpoint prefix with its .meta "
+    "(needs --outputs), or an ONNX model"
 )
 
 

@@ -34,7 +34,6 @@ from graphdoc.report.json_report import json_report
 from graphdoc.report.records import model_record
 from graphdoc.report.sarif import sarif_report
 from graphdoc.report.text import render_many, render_scan
-from graphdoc.rewrite.outputs import resolve_outputs
 from graphdoc.writing import write_atomically
 
 
@@ -104,7 +103,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
 
 def _one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
     model = load_model(path, args)
-    outputs = resolve_outputs(model.main, args.outputs)
+    outputs = api.outputs(model, args.outputs)
     findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint, keep=args.keep)
     cli.keep_until_exit(findings)
     with report_console(args, console) as out:
@@ -129,6 +128,6 @@ def _to_record(path: Path, select, ignore, outputs, signature, checkpoint=None, 
     try:
         model = api.load(path, outputs=outputs, signature=signature)
         findings = api.scan(model, select=select, ignore=ignore, checkpoint=checkpoint, keep=keep)
-        return model_record(model, findings, resolve_outputs(model.main, outputs))
+        return model_record(model, findings, api.outputs(model, outputs))
     except GraphdocError as error:
         return str(error)

@@ -21,7 +21,6 @@ from graphdoc.cli.options import (
 )
 from graphdoc.report.json_report import command_report
 from graphdoc.report.ports import ports_record, render_ports
-from graphdoc.rewrite.outputs import resolve_outputs
 
 
 DESCRIPTION = """\
@@ -87,7 +86,7 @@ def _ports(args: argparse.Namespace, console: Console) -> int:
     if args.dot or args.svg:
         raise GraphdocError("--dot and --svg draw a node's neighbourhood; name the node")
     model = load_model(args.model, args)
-    outputs = resolve_outputs(model.main, args.outputs, model.aliases)
+    outputs = api.outputs(model, args.outputs)
     signature = args.signature if model.signatures else None
     if args.format == "json":
         sys.stdout.write(command_report("show", ports_record(model, outputs, signature)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 from graphdoc.graph.view import GraphView
 from graphdoc.proto import GraphDef
@@ -19,7 +20,14 @@ _CALL_OPS = frozenset({
 
 @dataclass(eq=False)
 class Model:
-    """A GraphDef with its origin. The views index it; they never copy it."""
+    """A GraphDef with its origin. The views index it; they never copy it.
+
+    What the reports read of a model (path, format, notes, size(), ports(),
+    unknown_ops()) an ONNX model (graphdoc.onnx.model.OnnxModel) has too; `kind`
+    tells them apart where the formats part ways.
+    """
+
+    kind: ClassVar[str] = "tensorflow"
 
     graph_def: GraphDef
     path: Path
@@ -55,6 +63,16 @@ class Model:
     def views(self) -> list[GraphView]:
         """The main graph, then every library function: all of them are the model."""
         return [self.main, *self.functions]
+
+    def size(self) -> tuple[int, int]:
+        """Nodes of the main graph, and library functions."""
+        return len(self.graph_def.node), len(self.graph_def.library.function)
+
+    def ports(self, outputs: list[str]):
+        """What a caller feeds (the placeholders) and fetches (`outputs`' first tensors): graph.ports.Port."""
+        from graphdoc.graph.ports import input_ports, output_ports
+
+        return input_ports(self.main), output_ports(self.main, outputs)
 
     def unknown_ops(self) -> list[str]:
         """Ops of the graph that neither TensorFlow nor the function library defines (custom ops).

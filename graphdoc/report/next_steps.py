@@ -126,7 +126,8 @@ def probe_next_steps(roots, model: str = "MODEL") -> list[str]:
     steps = []
     if fixable:
         codes = ", ".join(sorted({root.finding.code for root in fixable}))
-        steps.append(f"`graphdoc fix {model} -o FIXED.pb` fixes {_them(len(fixable), len(roots))} ({codes})")
+        fixed = "FIXED.onnx" if str(model).endswith(".onnx") else "FIXED.pb"
+        steps.append(f"`graphdoc fix {model} -o {fixed}` fixes {_them(len(fixable), len(roots))} ({codes})")
     if unfixed:
         steps.extend(remedies([root.finding for root in unfixed]))
     if unexplained:
@@ -149,8 +150,7 @@ def fix_outcome(report, destination: str | None, *, dry_run: bool, verified: boo
     not run (--no-verify, TensorFlow missing, a dry run), None when it was or
     when nothing changed.
     """
-    nodes_after = len(report.fixed.graph_def.node)
-    functions_after = len(report.fixed.graph_def.library.function)
+    nodes_after, functions_after = report.fixed.size()
     (nodes_before, functions_before) = report.size_before
     diff = None if changes is None else {mark: sum(change[0] == mark for change in changes) for mark in "-+~"}
     outcome = {

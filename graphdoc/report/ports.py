@@ -7,18 +7,19 @@ from rich.table import Table
 from rich.text import Text
 
 from graphdoc.graph.model import Model
-from graphdoc.graph.ports import Port, input_ports, output_ports
+from graphdoc.graph.ports import Port
 
 
 def ports_record(model: Model, outputs: list[str], signature: str | None) -> dict:
     """The model's feeds and fetches as the frozen graph names them, and each SavedModel
     signature's by key; `signature` is the one the graph was frozen from."""
+    feeds, fetches = model.ports(outputs)
     return {
         "path": str(model.path),
         "format": model.format,
-        "nodes": len(model.graph_def.node),
-        "inputs": [port.record() for port in input_ports(model.main)],
-        "outputs": [port.record() for port in output_ports(model.main, outputs)],
+        "nodes": model.size()[0],
+        "inputs": [port.record() for port in feeds],
+        "outputs": [port.record() for port in fetches],
         "output_keys": dict(model.aliases),
         "signatures": {
             name: {"loaded": name == signature,
@@ -30,10 +31,11 @@ def ports_record(model: Model, outputs: list[str], signature: str | None) -> dic
 
 
 def render_ports(console: Console, model: Model, outputs: list[str], signature: str | None) -> None:
-    console.print(Text(str(model.path), style="bold") + Text(f"  {model.format}, {len(model.graph_def.node)} nodes"))
+    console.print(Text(str(model.path), style="bold") + Text(f"  {model.format}, {model.size()[0]} nodes"))
     keys = {tensor.split(":")[0]: key for key, tensor in model.aliases.items()}
-    console.print(_table("Feed", input_ports(model.main)))
-    console.print(_table("Fetch", output_ports(model.main, outputs), keys))
+    feeds, fetches = model.ports(outputs)
+    console.print(_table("Feed", feeds))
+    console.print(_table("Fetch", fetches, keys))
     for name, ports in model.signatures.items():
         loaded = " (frozen into the graph above)" if name == signature else ""
         console.print(Text(f"\nSignature {name!r}{loaded}", style="bold"))

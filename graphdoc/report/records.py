@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from graphdoc.graph.model import Model
-from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rules import RULES_BY_CODE, Finding
 
 
@@ -39,11 +38,11 @@ def model_record(model: Model, findings: list[Finding], outputs: list[str]) -> d
     return {
         "path": str(model.path),
         "format": model.format,
-        "nodes": len(model.graph_def.node),
-        "functions": len(model.graph_def.library.function),
+        "nodes": model.size()[0],
+        "functions": model.size()[1],
         "outputs": outputs,
-        "inputs": [port.record() for port in input_ports(model.main)],
-        "output_tensors": [port.record() for port in output_ports(model.main, outputs)],
+        "inputs": [port.record() for port in model.ports(outputs)[0]],
+        "output_tensors": [port.record() for port in model.ports(outputs)[1]],
         "unknown_ops": model.unknown_ops(),
         "notes": model.notes,
         "findings": [finding_record(finding) for finding in findings],

@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from graphdoc.graph.model import Model
-from graphdoc.graph.ports import input_ports, output_ports
 from graphdoc.rewrite import FixReport
 from graphdoc.report.next_steps import compare_verdict, fix_outcome, plural, probe_next_steps, remedies
 from graphdoc.report.records import by_code
@@ -173,18 +172,16 @@ def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Tex
 
 def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int, int] | None = None,
             ports: Model | None = None) -> Text:
-    nodes, functions = size or (len(model.graph_def.node), len(model.graph_def.library.function))
+    nodes, functions = size or model.size()
     text = Text()
     text.append(str(model.path), style="bold")
     text.append(f"  {model.format}, {nodes} nodes")
     if functions:
-        text.append(f", {functions} library functions")
+        text.append(f", {functions} {'subgraphs' if model.kind == 'onnx' else 'library functions'}")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")
     text.append(f"\noutputs: {shown}" + (" (inferred; set with --outputs)" if inferred else ""), style="dim")
-    view = (ports or model).main
-    feeds = "; ".join(str(port) for port in input_ports(view)) or "nothing"
-    fetches = "; ".join(str(port) for port in output_ports(view, outputs[:4]))
-    text.append(f"\nfeed {feeds}; fetch {fetches}", style="dim")
+    feeds, fetches = (ports or model).ports(outputs[:4])
+    text.append(f"\nfeed {'; '.join(map(str, feeds)) or 'nothing'}; fetch {'; '.join(map(str, fetches))}", style="dim")
     for note in model.notes:
         text.append(f"\n{note}", style="dim")
     unknown = model.unknown_ops()

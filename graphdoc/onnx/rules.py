@@ -1,0 +1,366 @@
+"""What training mode looks like in an ONNX graph, as graphdoc findings.
+
+The codes are the TensorFlow rules' where the meaning is the same (`graphdoc
+rule GD101` explains the bug); the patterns are ONNX's own:
+
+- GD101: `BatchNormalization` with training_mode=1, on batch statistics; fixed
+  by training_mode=0, the stored running statistics it already takes as inputs.
+- GD102: a normalization fed by a `ReduceMean` over axes that include the
+  batch axis, of the tensor it normalizes (tf2onnx converts a TF training
+  BatchNorm into this, an inference-mode BatchNormalization whose mean and
+  variance are computed from its own input). Fixed by the moving statistics,
+  from the model's initializers where the exporter kept them, or a checkpoint.
+- GD201: a `Dropout` whose training_mode is true (a constant, its default, or a
+  graph input fed at run time), or a random mask (RandomUniform(Like),
+  RandomNormal(Like) compared against a rate, Bernoulli) multiplied into an
+  activation; fixed by reading the activation itself.
+- GD303: ops of the training domain (Gradient, Momentum, Adagrad, Adam); their
+  outputs are dropped from the graph's outputs.
+
+Per-sample normalizations (LayerNormalization, InstanceNormalization,
+GroupNormalization, a ReduceMean over the last axes) reduce no batch axis and
+are not reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphdoc.onnx.edits import AddInitializer, DropGraphOutputs, KeepOutputs, Redirect, SetAttribute
+from graphdoc.onnx.shapes import Shapes
+from graphdoc.onnx.view import PASS_THROUGH, OnnxView, attribute
+from graphdoc.rules.base import Finding, Fix
+
+RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Bernoulli"})
+_COMPARISONS = frozenset({"Less", "LessOrEqual", "Greater", "GreaterOrEqual"})
+# What a random value passes through on its way to being a mask.
+_MASK_OPS = _COMPARISONS | {"Cast", "Not", "Floor", "Ceil", "Round", "Add", "Sub", "Identity"}
+_TRAINING_DOMAIN = "ai.onnx.preview.training"
+STATISTICS_NAMES = (("moving_mean", "moving_variance"), ("running_mean", "running_var"))
+
+
+@dataclass(frozen=True)
+class BatchNormFormula:
+    """What a fixed BatchNormalization must compute, for verification: its own scale and bias
+    (as found) with the statistics the fix chose."""
+
+    scope: str
+    node: str
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+@dataclass(frozen=True)
+class BatchMoments:
+    """A batch mean (and its variance) that normalizes the tensor it was reduced from."""
+
+    scope: str
+    node: str  # the ReduceMean of the mean
+    layer: str  # the name scope the statistics go by
+    x: str
+    mean: str
+    variance: str | None
+    normalizer: str  # the BatchNormalization or Sub that uses the mean
+    channels: int | None
+    keepdims_shape: tuple[int, ...] | None  # the mean's shape, with its reduced axes kept
+
+    def check_shapes(self, mean_shape, variance_shape) -> str | None:  # CheckpointStatistics asks this
+        if self.channels is not None and (list(mean_shape) != [self.channels] or list(variance_shape) != [self.channels]):
+            return f"statistics of shape {list(mean_shape)}, for a layer of {self.channels} channels"
+        return None
+
+
+def training_batchnorms(view: OnnxView) -> Iterator[Finding]:
+    for name, node in view.nodes.items():
+        if node.op_type != "BatchNormalization" or not attribute(node, "training_mode", 0):
+            continue
+        edits = [SetAttribute(view.scope, name, "training_mode", 0), KeepOutputs(view.scope, name, 1)]
+        # The updated running statistics become the stored ones: what inference would read.
+        edits += [Redirect(view.scope, node.output[index], node.input[index + 2])
+                  for index in (1, 2) if len(node.output) > index and node.output[index]]
+        mean, variance = view.value(node.input[3]), view.value(node.input[4])
+        formula = None if mean is None or variance is None else BatchNormFormula(view.scope, name, mean, variance)
+        yield Finding(
+            code="GD101", scope=view.scope, node=name,
+            message="BatchNormalization with training_mode=1 normalizes with the batch's mean and variance "
+                    "(onnxruntime runs it so at every optimization level, without a warning)",
+            fix=Fix("training_mode=0: normalize with the running statistics it takes as inputs", tuple(edits),
+                    formula=formula),
+        )
+
+
+def batch_moments(view: OnnxView, shapes: Shapes, lookup: Callable) -> Iterator[Finding]:
+    """`lookup(moments)` gives (mean, variance, source) for a layer, or a sentence why not."""
+    for name, node in view.nodes.items():
+        moments = _batch_moments(view, name, node, shapes)
+        if moments is None:
+            continue
+        message = ("normalized by the batch's own mean (ReduceMean over axes including the batch axis, "
+                   "of the tensor it normalizes); results depend on the rest of the batch")
+        if moments.variance is None:
+            yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,),
+                          unfixable="its variance is computed in a form graphdoc does not recognize")
+            continue
+        found = lookup(moments)
+        if isinstance(found, str):
+            yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), unfixable=found)
+            continue
+        yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), fix=_moments_fix(view, moments, *found))
+
+
+def _batch_moments(view: OnnxView, name: str, node, shapes: Shapes) -> BatchMoments | None:
+    if node.op_type != "ReduceMean":
+        return None
+    x, axes = node.input[0], _axes(view, node)
+    if axes is None or min(axes) > 0:
+        return None  # no batch axis reduced
+    rank = _rank(shapes, x, axes)
+    if rank is None or rank < 2 or 0 not in {axis % rank for axis in axes}:
+        return None
+    axes = sorted(axis % rank for axis in axes)
+    mean = node.output[0]
+    normalizer = _normalizer(view, x, mean)
+    if normalizer is None:
+        return None
+    kept = [axis for axis in range(rank) if axis not in axes]
+    shape = shapes.shape(x, infer=False)
+    channels = shape[kept[0]] if shape and len(kept) == 1 and shape[kept[0]] > 0 else None
+    keepdims_shape = tuple(1 if axis in axes else (channels or -1) for axis in range(rank)) if len(kept) == 1 else None
+    return BatchMoments(view.scope, name, _layer(normalizer if "/" in normalizer else name), x, mean,
+                        _variance(view, node, x, mean, axes, rank, normalizer), normalizer, channels, keepdims_shape)
+
+
+def _rank(shapes: Shapes, x: str, axes: list[int]) -> int | None:
+    """The rank of `x`: as recorded; else, for axes counted from the front, one more than it
+    reduces (a normalization keeps one channel axis); else as shape inference finds it."""
+    recorded = shapes.rank(x, infer=False)
+    if recorded is not None:
+        return recorded
+    return len(set(axes)) + 1 if min(axes) >= 0 else shapes.rank(x)
+
+
+def _axes(view: OnnxView, node) -> list[int] | None:
+    axes = attribute(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:  # opset 18: an input
+        value = view.value(node.input[1])
+        axes = None if value is None else [int(a) for a in np.ravel(value)]
+    return None if axes is None else list(axes)
+
+
+def _mean_uses(view: OnnxView, mean: str) -> set[str]:
+    """`mean` and what passes it on unchanged (Squeeze, Reshape, Identity)."""
+    found, stack = set(), [mean]
+    while stack:
+        tensor = stack.pop()
+        found.add(tensor)
+        stack += [reader.output[0] for reader in view.readers(tensor) if reader.op_type in PASS_THROUGH]
+    return found
+
+
+def _normalizer(view: OnnxView, x: str, mean: str) -> str | None:
+    """The node that normalizes `x` by `mean`: a BatchNormalization taking it as its mean (first:
+    its variance input says which the variance is), else x - mean."""
+    uses, source = _mean_uses(view, mean), view.through(x)
+    readers = [reader for tensor in sorted(uses) for reader in view.readers(tensor)]
+    for op, slot in (("BatchNormalization", 3), ("Sub", 1)):
+        for reader in readers:
+            if reader.op_type == op and reader.input[slot] in uses and view.through(reader.input[0]) == source:
+                return reader.name or reader.output[0]
+    return None
+
+
+def _variance(view: OnnxView, mean_node, x, mean, axes, rank, normalizer) -> str | None:
+    """The batch variance beside the batch mean: E[(x - mean)^2] or E[x^2] - mean^2, over the same axes."""
+    normalizing = view.nodes.get(normalizer)
+    if normalizing is not None and normalizing.op_type == "BatchNormalization":
+        candidate = view.through(normalizing.input[4])
+        return candidate if view.op(candidate) is not None and mean in view.upstream(candidate) else None
+    for name, node in view.nodes.items():
+        if node is mean_node or node.op_type != "ReduceMean" or sorted(a % rank for a in (_axes(view, node) or [])) != axes:
+            continue
+        upstream = view.upstream(node.input[0], limit=16)
+        if mean in upstream and x in upstream:
+            return node.output[0]
+        if x in upstream:  # E[x^2]: the variance is what subtracts the squared mean from it
+            for reader in view.readers(node.output[0]):
+                if reader.op_type == "Sub" and mean in view.upstream(reader.input[1], limit=8):
+                    return reader.output[0]
+    return None
+
+
+def _layer(name: str) -> str:
+    """The name scope a layer's statistics go by: `conv1/BatchNorm/moments/mean` -> `conv1/BatchNorm`."""
+    scope = name.rsplit("/", 1)[0] if "/" in name else name
+    return scope.removesuffix("/moments")
+
+
+def _moments_fix(view: OnnxView, moments: BatchMoments, mean: np.ndarray, variance: np.ndarray, source: str) -> Fix:
+    """Both moments become constants of the moving statistics, in the shape the graph computed them."""
+    edits, values = [], []
+    for kind, tensor, value in (("mean", moments.mean, mean), ("variance", moments.variance, variance)):
+        shape = _shape_of(view, moments, tensor, value)
+        constant = np.asarray(value, np.float32).reshape(shape)
+        values.append(constant)
+        name = f"{moments.layer}/graphdoc_moving_{kind}"
+        edits += [AddInitializer(view.scope, name, constant), Redirect(view.scope, tensor, name)]
+    normalizer = view.nodes.get(moments.normalizer)
+    formula = (BatchNormFormula(view.scope, moments.normalizer, np.ravel(values[0]), np.ravel(values[1]))
+               if normalizer is not None and normalizer.op_type == "BatchNormalization" else None)
+    return Fix(f"batch moments -> moving statistics ({source})", tuple(edits), formula=formula)
+
+
+def _shape_of(view: OnnxView, moments: BatchMoments, tensor: str, value: np.ndarray) -> tuple[int, ...]:
+    producer = view.producing(tensor)
+    keepdims = producer is not None and producer.op_type == "ReduceMean" and attribute(producer, "keepdims", 1)
+    if keepdims and moments.keepdims_shape is not None:
+        return tuple(np.size(value) if d != 1 else 1 for d in moments.keepdims_shape)
+    return (np.size(value),)
+
+
+def live_dropout(view: OnnxView, model_inputs: set[str]) -> Iterator[Finding]:
+    for name, node in view.nodes.items():
+        if node.op_type == "Dropout":
+            finding = _dropout(view, name, node, model_inputs)
+        elif node.op_type in RANDOM_OPS:
+            finding = _random_mask(view, name, node)
+        else:
+            continue
+        if finding is not None:
+            yield finding
+
+
+def _dropout(view: OnnxView, name: str, node, model_inputs: set[str]) -> Finding | None:
+    switch = node.input[2] if len(node.input) > 2 else ""
+    if not switch:
+        return None  # training_mode absent: inference, an identity
+    value = view.value(switch)
+    ratio = view.value(node.input[1]) if len(node.input) > 1 and node.input[1] else np.float32(0.5)
+    if value is not None and switch not in model_inputs and not bool(np.ravel(value)[0]):
+        return None
+    if ratio is not None and float(np.ravel(ratio)[0]) == 0.0:
+        return None
+    how = (f"its training_mode is the graph input {switch!r}, fed at run time" if switch in model_inputs
+           else "its training_mode is true")
+    message = (f"Dropout runs live: {how}; onnxruntime removes it at its default optimization level but runs it "
+               "with optimizations disabled, so the file computes different things depending on a session option")
+    if len(node.output) > 1 and node.output[1] and view.readers(node.output[1]):
+        return Finding("GD201", view.scope, name, message, unfixable=f"its mask {node.output[1]!r} is read by the graph")
+    return Finding("GD201", view.scope, name, message,
+                   fix=Fix("read the activation itself (Dropout bypassed)", (Redirect(view.scope, node.output[0], node.input[0]),)))
+
+
+def _random_mask(view: OnnxView, name: str, node) -> Finding | None:
+    """A random op whose values become a 0/1 mask that multiplies (or selects) an activation."""
+    region = _mask_region(view, node)
+    if region is None:
+        return None
+    tensors, zeros, path = region
+    applications = [reader for tensor in tensors for reader in view.readers(tensor)
+                    if reader.op_type in ("Mul", "Where") and len(_outside(view, reader, tensors)) == 1]
+    if len({id(reader) for reader in applications}) != 1:
+        return None  # noise, not a mask (a VAE's sample, Gaussian noise), or more than one use
+    applied = _applied_to(view, applications[0], tensors, zeros)
+    if applied is None:
+        return None
+    output, activation = applied
+    message = (f"a random mask ({node.op_type} -> {applications[0].op_type}) drops activations at random: dropout "
+               "left in training mode")
+    return Finding("GD201", view.scope, name, message, nodes=(*path, applications[0].name or applications[0].output[0]),
+                   fix=Fix("read the activation itself (the mask and its scaling bypassed)",
+                           (Redirect(view.scope, output, activation),)))
+
+
+def _mask_region(view: OnnxView, node):
+    """The tensors computed from `node`'s random values and constants alone, those of them known to
+    be zero (a mask multiplied by 0, as the `SelectV2(mask, x, 0)` arithmetic of tf2onnx has it), and
+    their nodes; None unless the random values are made binary (compared, or drawn by Bernoulli)."""
+    tensors, zeros, path = {node.output[0]}, set(), []
+    binary = node.op_type == "Bernoulli"
+    stack = [node.output[0]]
+    while stack:
+        for reader in view.readers(stack.pop()):
+            if reader.op_type not in _MASK_OPS | {"Mul", "Div"} or _outside(view, reader, tensors):
+                continue
+            output = reader.output[0]
+            if output in tensors:
+                continue
+            binary |= reader.op_type in _COMPARISONS
+            if reader.op_type == "Mul" and any(_all_zero(view, t) for t in reader.input):
+                zeros.add(output)
+            tensors.add(output)
+            path.append(reader.name or output)
+            stack.append(output)
+    return (tensors, zeros, path) if binary else None
+
+
+def _outside(view: OnnxView, node, region: set[str]) -> list[str]:
+    """`node`'s inputs that are neither in `region` nor constants."""
+    return [t for t in node.input if t and t not in region and view.value(t) is None]
+
+
+def _all_zero(view: OnnxView, tensor: str) -> bool:
+    value = view.value(tensor)
+    return value is not None and np.size(value) > 0 and not np.any(value)
+
+
+def _applied_to(view: OnnxView, node, mask: set[str], zeros: set[str]) -> tuple[str, str] | None:
+    """(the dropout's output, the activation it drops): x * mask * scale, (x * scale) * mask,
+    Where(mask, x * scale, 0), and mask * (x * scale) + (not mask) * 0."""
+    [operand] = _outside(view, node, mask)
+    if node.op_type == "Where" and (node.input[1] != operand or not _is_zero(view, node.input[2])):
+        return None
+    output = node.output[0]
+    while len(view.readers(output)) == 1:
+        reader = view.readers(output)[0]
+        if _scalar_factor(view, reader, output) is not None:
+            output = reader.output[0]  # x * mask, then scaled by 1/keep
+        elif reader.op_type == "Add" and any(t in zeros for t in reader.input if t != output):
+            output = reader.output[0]  # the other branch of a select written out: zero
+        else:
+            break
+    return output, _unscaled(view, operand)
+
+
+def _unscaled(view: OnnxView, tensor: str) -> str:
+    node = view.producing(tensor)
+    if node is not None and node.op_type in ("Mul", "Div"):
+        other = _scalar_factor(view, node, node.input[0])
+        if other is not None:
+            return node.input[0]
+        if node.op_type == "Mul" and _scalar_factor(view, node, node.input[1]) is not None:
+            return node.input[1]
+    return tensor
+
+
+def _scalar_factor(view: OnnxView, node, operand: str):
+    """The constant scalar `node` multiplies or divides `operand` by, if it is one."""
+    if node.op_type not in ("Mul", "Div") or operand not in node.input:
+        return None
+    others = [t for t in node.input if t != operand]
+    if len(others) != 1 or (node.op_type == "Div" and node.input[0] != operand):
+        return None
+    value = view.value(others[0])
+    return value if value is not None and np.size(value) == 1 else None
+
+
+def _is_zero(view: OnnxView, tensor: str) -> bool:
+    value = view.value(tensor)
+    return value is not None and np.size(value) == 1 and float(np.ravel(value)[0]) == 0.0
+
+
+def training_leftovers(view: OnnxView) -> Iterator[Finding]:
+    if view.scope:
+        return
+    for name, node in view.nodes.items():
+        if node.domain != _TRAINING_DOMAIN:
+            continue
+        dropped = [output for output in node.output if output in view.outputs]
+        yield Finding(
+            "GD303", view.scope, name, f"{node.op_type} (a training op: gradients or an optimizer step) is left in "
+            "the graph; inference does not compute it",
+            fix=Fix(f"drop its outputs from the graph's outputs ({', '.join(dropped) or 'none'})",
+                    (DropGraphOutputs(view.scope, tuple(dropped)),)),
+        )
