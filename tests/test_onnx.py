@@ -225,3 +225,57 @@ def test_a_broken_onnx_file_is_one_sentence(tmp_path, capsys):
     assert main(["scan", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("graphdoc: error: ") and len(err.strip().splitlines()) == 1 and "ONNX" in err
+
+
+def _with_optimizer_step(tmp_path: Path) -> Path:
+    """The torch sample with an optimizer step of ONNX's training domain left in it, as a
+    training-graph export has one: Momentum updating the fc weights, its result a graph output."""
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(TORCH.training)
+    graph = model.graph
+    graph.initializer.extend([onnx.numpy_helper.from_array(np.array(0.01, np.float32), "lr"),
+                              onnx.numpy_helper.from_array(np.array(1, np.int64), "step"),
+                              onnx.numpy_helper.from_array(np.zeros((5, 256), np.float32), "fc.weight.grad"),
+                              onnx.numpy_helper.from_array(np.zeros((5, 256), np.float32), "fc.weight.velocity")])
+    graph.node.append(helper.make_node("Momentum", ["lr", "step", "fc.weight", "fc.weight.grad", "fc.weight.velocity"],
+                                       ["fc.weight.new", "fc.weight.velocity.new"], name="optimizer/momentum",
+                                       domain="ai.onnx.preview.training", alpha=0.9, beta=1.0, mode="standard",
+                                       norm_coefficient=0.0))
+    graph.output.append(helper.make_tensor_value_info("fc.weight.new", TensorProto.FLOAT, [5, 256]))
+    model.opset_import.append(helper.make_opsetid("ai.onnx.preview.training", 1))
+    return _write(tmp_path, model.SerializeToString(), "with_optimizer.onnx")
+
+
+def test_an_optimizer_step_left_in_the_export_is_reported_and_dropped(tmp_path):
+    path = _with_optimizer_step(tmp_path)
+    assert _scan(path) == {**TORCH.expected, "optimizer/momentum": "GD303"}
+    fixed = tmp_path / "fixed.onnx"
+    assert main(["fix", str(path), "-o", str(fixed)]) == 0
+    model = onnx.load(str(fixed))
+    assert [output.name for output in model.graph.output] == ["output"]
+    assert not any(node.domain == "ai.onnx.preview.training" for node in model.graph.node)
+    data = zoo_onnx.batch(TORCH, 4)
+    [expected] = zoo_onnx.run(TORCH.inference, {"input": data})
+    assert _relative(zoo_onnx.run(fixed.read_bytes(), {"input": data})[0], expected) <= 1e-5
+
+
+def test_show_and_the_html_reports_reach_onnx_nodes(tmp_path, capsys):
+    path = SAMPLES / "torch_convnet_training.onnx"
+    assert main(["show", str(path), "/bn/BatchNormalization", "--depth", "1"]) == 0
+    tree = capsys.readouterr().out
+    assert "/conv/Conv (Conv)" in tree and "/relu/Relu (Relu)" in tree and "GD101" in tree
+    probed, scanned = tmp_path / "probe.html", tmp_path / "scan.html"
+    assert main(["probe", str(path), "--html", str(probed)]) == 1
+    page = probed.read_text()
+    assert "Divergence profile" in page and "/bn/BatchNormalization" in page and "<svg" in page
+    assert main(["scan", str(path), "--html", str(scanned)]) == 1
+    assert "/drop/Dropout" in scanned.read_text() and "/relu/Relu" in scanned.read_text()  # its neighbourhood
+
+
+def test_a_node_inside_an_if_branch_is_reached_by_its_scope(pairs, tmp_path, capsys):
+    path = _write(tmp_path, pairs["if_subgraph_graph_input"].training)
+    [finding] = api.scan(api.load(path))
+    assert finding.location == "bn_switch/then_branch::bn_train"
+    assert main(["show", str(path), finding.location, "--depth", "1"]) == 0
+    assert "bn_train (BatchNormalization)" in capsys.readouterr().out

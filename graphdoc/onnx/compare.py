@@ -36,7 +36,7 @@ def compare_onnx(first: OnnxModel, second: OnnxModel, *, outputs=None, data: Pat
     feeds = feeds_for(first, count, data={k: v[:count] for k, v in arrays.items()} if arrays else None)
     runs = []
     for model, fetched in ((first, names), (second, others)):
-        inputs = set(model.main.inputs)
+        inputs = set(model.main.feeds)
         runs.append(OnnxRunner(model).run({k: v for k, v in feeds.items() if k in inputs}, fetched))
     differences = []
     for name, other, a, b in zip(names, others, *runs, strict=True):

@@ -40,7 +40,12 @@ class OnnxModel:
     @property
     def views(self) -> list[OnnxView]:
         """The main graph, then the subgraphs of its If, Loop and Scan nodes."""
-        return [self.main, *self.main.subviews()]
+        return [self.main, *self.functions]
+
+    @cached_property
+    def functions(self) -> list[OnnxView]:
+        """The subgraphs, each under its scope (`IF_NODE/then_branch`): what `show SCOPE::NODE` reaches."""
+        return list(self.main.subviews())
 
     def size(self) -> tuple[int, int]:
         """Nodes in every body, and how many subgraphs hold some of them."""
@@ -56,7 +61,7 @@ class OnnxModel:
     def ports(self, outputs: list[str] | None = None) -> tuple[list[Port], list[Port]]:
         """What a caller feeds and fetches, with dtype and shape (-1 for a symbolic dimension)."""
         graph = self.proto.graph
-        feeds = [_port(value) for value in graph.input if value.name in self.main.inputs]
+        feeds = [_port(value) for value in graph.input if value.name in self.main.feeds]
         wanted = set(outputs or self.main.outputs)
         return feeds, [_port(value) for value in graph.output if value.name in wanted]
 

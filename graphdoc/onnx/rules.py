@@ -177,7 +177,7 @@ def _variance(view: OnnxView, mean_node, x, mean, axes, rank, normalizer) -> str
     normalizing = view.nodes.get(normalizer)
     if normalizing is not None and normalizing.op_type == "BatchNormalization":
         candidate = view.through(normalizing.input[4])
-        return candidate if view.op(candidate) is not None and mean in view.upstream(candidate) else None
+        return candidate if view.producing(candidate) is not None and mean in view.upstream(candidate) else None
     for name, node in view.nodes.items():
         if node is mean_node or node.op_type != "ReduceMean" or sorted(a % rank for a in (_axes(view, node) or [])) != axes:
             continue

@@ -21,7 +21,7 @@ def scan_onnx(model: OnnxModel, codes: set[str] | None = None, *, checkpoint: st
     """The findings of the rules whose codes are in `codes` (all if None), sorted by code, in graph order."""
     shapes = Shapes(model.proto)
     lookup = _StatisticsLookup(model.main, checkpoint)
-    inputs = set(model.main.inputs)
+    inputs = set(model.main.feeds)
     wanted = set(CODES) if codes is None else set(codes)
     findings = []
     for view in model.views:

@@ -8,6 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
+from graphdoc.graph.view import Tensor
 from graphdoc.onnx.proto import attribute_value, to_array
 
 _GRAPH = 5  # AttributeProto.GRAPH
@@ -35,7 +36,7 @@ class OnnxView:
         self.outer = outer
         self.nodes: dict = {}
         self.producer: dict[str, tuple[str, int]] = {}
-        self.consumers: dict[str, list[str]] = defaultdict(list)
+        self.consumers_by_tensor: dict[str, list[str]] = defaultdict(list)
         for node in graph.node:
             name = node_name(node)
             self.nodes[name] = node
@@ -43,30 +44,54 @@ class OnnxView:
                 if output:
                     self.producer[output] = (name, index)
             for tensor in [*node.input, *captured(node)]:
-                if tensor and name not in self.consumers[tensor]:
-                    self.consumers[tensor].append(name)
+                if tensor and name not in self.consumers_by_tensor[tensor]:
+                    self.consumers_by_tensor[tensor].append(name)
         self.initializers = {tensor.name: tensor for tensor in graph.initializer}
         self.outputs = [output.name for output in graph.output]
 
     @cached_property
-    def inputs(self) -> list[str]:
+    def feeds(self) -> list[str]:
         """What a caller feeds: graph inputs that are not initializers (those have a default)."""
         return [value.name for value in self.graph.input if value.name not in self.initializers]
 
     def __contains__(self, name: str) -> bool:
         return name in self.nodes
 
-    def op(self, tensor: str) -> str | None:
-        """The op type of the node that computes `tensor` (None for inputs and initializers)."""
-        found = self.producer.get(tensor)
-        return self.nodes[found[0]].op_type if found else None
+    # What the reports ask of a graph body, node by node, as they ask graph.view.GraphView.
+
+    def op(self, node: str) -> str:
+        return self.nodes[node].op_type
+
+    def inputs(self, node: str) -> list[Tensor]:
+        """The nodes and outputs `node` reads (graph inputs and initializers are no node's)."""
+        return [Tensor(*self.producer[t]) for t in self.nodes[node].input if t in self.producer]
+
+    def consumers(self, node: str) -> list[str]:
+        readers = (reader for output in self.nodes[node].output for reader in self.consumers_of(output))
+        return list(dict.fromkeys(readers))
+
+    def consumers_of(self, tensor: str) -> list[str]:
+        return self.consumers_by_tensor.get(tensor, [])
+
+    @cached_property
+    def networkx(self):
+        """The body as a networkx MultiDiGraph, as graph.networkx_export makes it of a GraphDef."""
+        import networkx as nx  # only `show` pays for networkx's import
+
+        graph = nx.MultiDiGraph()
+        for name, node in self.nodes.items():
+            graph.add_node(name, op=node.op_type)
+        for name in self.nodes:
+            for slot, tensor in enumerate(self.inputs(name)):
+                graph.add_edge(tensor.node, name, src_output=tensor.port, dst_input=slot, control=False)
+        return graph
 
     def producing(self, tensor: str):
         found = self.producer.get(tensor)
         return self.nodes[found[0]] if found else None
 
     def readers(self, tensor: str) -> list:
-        return [self.nodes[name] for name in self.consumers.get(tensor, ())]
+        return [self.nodes[name] for name in self.consumers_by_tensor.get(tensor, ())]
 
     def value(self, tensor: str) -> np.ndarray | None:
         """The constant value of `tensor`: an initializer, a Constant node's, or the enclosing graph's."""

@@ -103,7 +103,7 @@ def _verify_runnable(original: Model, report: FixReport, fixed: Model, *, data, 
         left = _left_in_the_graph(report)
         probed = probe(fixed, left, data=data, shapes=shapes, outputs=report.outputs, allow_unsafe=True,
                        runner=runner, status=status)
-        verification.checks.append(_independence(probed))
+        verification.checks.append(independence(probed))
         before = runnable(original, relax_batch=relax).model
         # Nodes that change between runs of the fixed graph cannot agree with another run.
         untouched = _untouched(original, report.fixed) - probed.nondeterministic
@@ -125,7 +125,7 @@ def _left_in_the_graph(report: FixReport) -> list:
             if (report.codes and finding.code not in report.codes) or finding.location in kept]
 
 
-def _independence(probed) -> Check:
+def independence(probed) -> Check:
     """Check 2: no root of divergence the findings left in the graph do not explain."""
     name = "batch-independent and deterministic"
     roots = [root for root in probed.roots if root.finding is None]
