@@ -49,6 +49,20 @@ def _quiet(message: str) -> None:
     pass
 
 
+# Formats graphdoc reads but does not run itself: a Keras file runs in Keras (a fix's
+# verification loads it there), a .tflite in TensorFlow Lite.
+RUN_ELSEWHERE = {
+    "keras": "for a Keras file, `graphdoc fix` checks its fix by running it in Keras; to probe it, export it "
+             "(model.export(DIRECTORY)) and probe that SavedModel",
+    "tflite": "a .tflite is converted already: probe the graph it was converted from",
+}
+
+
+def _refuse_running(model: Model, command: str) -> None:
+    if model.kind in RUN_ELSEWHERE:
+        raise GraphdocError(f"{command} runs TensorFlow graphs and ONNX models; {RUN_ELSEWHERE[model.kind]}")
+
+
 def outputs(model: Model, requested: list[str] | None = None) -> list[str]:
     """The outputs `requested` (checked, with a suggestion for a misspelling), else the model's own:
     a TensorFlow graph's inferred output nodes, an ONNX model's graph outputs."""
@@ -56,6 +70,8 @@ def outputs(model: Model, requested: list[str] | None = None) -> list[str]:
         from graphdoc.onnx.model import onnx_outputs
 
         return onnx_outputs(model, requested)
+    if model.kind in RUN_ELSEWHERE:
+        return list(requested or model.outputs())
     from graphdoc.rewrite.outputs import resolve_outputs
 
     return resolve_outputs(model.main, requested, model.aliases)
@@ -82,6 +98,14 @@ def scan(
         from graphdoc.onnx.scanning import scan_onnx
 
         return scan_onnx(model, codes, checkpoint=checkpoint, keep=keep)
+    if model.kind == "keras":
+        from graphdoc.keras.rules import scan_keras
+
+        return scan_keras(model, codes, keep)
+    if model.kind == "tflite":
+        from graphdoc.tflite.rules import scan_tflite
+
+        return scan_tflite(model, codes, keep)
     findings = complete_statistics(model, _scan(model, rules, keep), checkpoint=checkpoint)
     return [finding for finding in findings if finding.code in codes]
 
@@ -161,6 +185,7 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 
     `status(message)` hears how far a large model's probe has come.
     """
+    _refuse_running(model, "probe")
     if model.kind == "onnx":
         from graphdoc.onnx.compare import data_for
         from graphdoc.onnx.probe import probe_onnx
@@ -181,6 +206,8 @@ def compare(first: Model, second: Model, *, outputs: list[str] | None = None, in
     Both run on `batch` samples: by default every sample in `inputs`, else 4 random ones.
     Needs TensorFlow.
     """
+    _refuse_running(first, "compare")
+    _refuse_running(second, "compare")
     if first.kind == "onnx" or second.kind == "onnx":
         from graphdoc.onnx.compare import compare_onnx
 

@@ -79,6 +79,12 @@ def fix_model(
     rules = chosen_rules(select, ignore)
     if model.kind == "onnx":
         return _fix_onnx(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
+    if model.kind == "keras":
+        return _fix_keras(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
+    if model.kind == "tflite":
+        from graphdoc.tflite.rules import refuse_fixing
+
+        refuse_fixing(model)
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
         return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
@@ -96,6 +102,16 @@ def _fix_onnx(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:
             raise GraphdocError(f"{option} is not available for ONNX models; moving statistics come from the "
                                 "model's initializers or --checkpoint")
     return fix_onnx(model, codes={rule.code for rule in rules}, checkpoint=checkpoint, keep=keep)
+
+
+def _fix_keras(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:
+    from graphdoc.keras.rewrite import fix_keras
+
+    for option, given in (("--checkpoint", checkpoint), ("--calibrate", calibrate), ("--bind", bind)):
+        if given:
+            raise GraphdocError(f"{option} is not needed for a Keras file: its fix only changes how layers are "
+                                "called, the weights and statistics are the file's own")
+    return fix_keras(model, codes={rule.code for rule in rules}, keep=keep)
 
 
 def tensorflow_installed() -> bool:
@@ -118,6 +134,8 @@ def verified(report: FixReport, original: Callable[[], Model], *, verify: bool =
         return _result(report)
     if report.fixed.kind == "onnx":
         return _verified_onnx(report, original, inputs=inputs, after=after)
+    if report.fixed.kind == "keras":
+        return _verified_keras(report, original, after=after)
     if not tensorflow_installed():
         return _result(report, verification_skipped=TENSORFLOW_MISSING)
     from graphdoc.verify.verification import verify as run_checks
@@ -137,6 +155,16 @@ def _verified_onnx(report: FixReport, original: Callable, *, inputs, after: str)
 
     before = original()
     verification = verify_onnx(before, report, data=data_for(before, Path(inputs) if inputs else None))
+    return _checked(verification, after, report)
+
+
+def _verified_keras(report: FixReport, original: Callable, *, after: str) -> FixResult:
+    from graphdoc.keras.verification import KerasUnavailable, verify_keras
+
+    try:
+        verification = verify_keras(original(), report)
+    except KerasUnavailable as reason:
+        return _result(report, verification_skipped=str(reason))
     return _checked(verification, after, report)
 
 
@@ -191,6 +219,8 @@ class FileFix:
             from graphdoc.onnx.runtime import onnxruntime_installed
 
             return verify and not self.dry_run and self.report.changed and onnxruntime_installed()
+        if self.model.kind == "keras":
+            return verify and not self.dry_run and self.report.changed
         return verify and not self.dry_run and self.report.changed and tensorflow_installed()
 
     def check(self, *, verify: bool = True, inputs: str | Path | None = None, shapes=None,
@@ -207,6 +237,8 @@ class FileFix:
             from graphdoc.onnx.rewrite import onnx_node_changes
 
             return onnx_node_changes(self.original, self.report.fixed)
+        if self.model.kind == "keras":
+            return [("~", f.location, "training=True removed from its call") for f in self.report.applied]
         from graphdoc.rewrite.diff import node_changes
 
         return node_changes(self.original, self.report.fixed)

@@ -32,7 +32,7 @@ MEMORY_PER_BYTE = 20
 
 _TEXT_CONTROL_CHARS = set(range(32)) - {9, 10, 13}
 GRAPHDEF_FORMATS = ("binary GraphDef", "text GraphDef")
-MODEL_SUFFIXES = (".pb", ".pbtxt", ".onnx")  # what a directory scan reads
+MODEL_SUFFIXES = (".pb", ".pbtxt", ".onnx", ".keras", ".h5", ".tflite")  # what a directory scan reads
 
 
 def load(path: str | Path, *, outputs: list[str] | None = None, signature: str = "serving_default") -> Model:
@@ -52,6 +52,12 @@ def load(path: str | Path, *, outputs: list[str] | None = None, signature: str =
         data = path.read_bytes()
     except OSError as error:
         raise LoadError(f"{path} could not be read ({error.strerror})") from None
+    if data.startswith((_HDF5_MAGIC, _ZIP_MAGIC)):
+        return _load_keras(path, data)
+    if data[4:8] == _TFLITE_IDENTIFIER:
+        from graphdoc.tflite.model import load_tflite
+
+        return load_tflite(path, data)
     _reject_known_other_formats(path, data)
     if _looks_like_onnx(data):
         return _load_onnx(path, data)
@@ -137,7 +143,7 @@ def is_model_directory(path: Path) -> bool:
 
 def find_models(paths: list[Path]) -> list[Path]:
     """The models `paths` name, each once: a file or a model directory is one; any other
-    directory holds models (its .pb, .pbtxt and .onnx files, and its SavedModels, whose own
+    directory holds models (its files named as models are, MODEL_SUFFIXES, and its SavedModels, whose own
     files are not models: fingerprint.pb, variables/, assets/)."""
     found: dict[str, Path] = {}  # by real path: a file named twice, or in a directory and by name, is one model
     for path in paths:
@@ -146,7 +152,7 @@ def find_models(paths: list[Path]) -> list[Path]:
             continue
         models = _models_under(path)
         if not models:
-            raise LoadError(f"{path} holds no .pb, .pbtxt or .onnx files and no SavedModel")
+            raise LoadError(f"{path} holds no model files ({', '.join(MODEL_SUFFIXES)}) and no SavedModel")
         for model in models:
             found.setdefault(os.path.realpath(model), model)
     return list(found.values())
@@ -207,28 +213,21 @@ def _describe_directory(path: Path) -> str:
 def _reject_known_other_formats(path: Path, data: bytes) -> None:
     if not data:
         raise LoadError(f"{path} is empty (0 bytes); was the export or download interrupted?")
-    if data.startswith(_HDF5_MAGIC):
-        raise LoadError(
-            f"{path} is an HDF5 file (a Keras .h5 model), not a TensorFlow graph; load it with "
-            "keras.models.load_model and export a graph with model.export() or tf.saved_model.save()."
-        )
     if data.startswith(_GZIP_MAGIC):
         raise LoadError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path.name})")
-    if data[4:8] == _TFLITE_IDENTIFIER:
-        raise LoadError(
-            f"{path} is a TensorFlow Lite model, converted already; graphdoc needs the graph it was converted "
-            "from (a frozen .pb or a SavedModel)"
-        )
-    if data.startswith(_ZIP_MAGIC):
-        raise LoadError(
-            f"{path} is a zip archive (a Keras .keras model?), not a TensorFlow graph; load it with "
-            "keras.models.load_model and export a graph with model.export()."
-        )
     if path.name in ("saved_model.pb", "saved_model.pbtxt"):
         raise LoadError(
             f"{path} is a SavedModel's graph file, not a frozen GraphDef; pass its directory "
             f"instead: graphdoc scan {path.parent}"
         )
+
+
+def _load_keras(path: Path, data: bytes):
+    """A Keras model file: a .keras zip with its config.json, or an HDF5 file with a model_config."""
+    from graphdoc.keras.files import read_h5, read_zip
+    from graphdoc.keras.model import keras_model
+
+    return keras_model(read_h5(path) if data.startswith(_HDF5_MAGIC) else read_zip(path))
 
 
 def _looks_like_onnx(data: bytes) -> bool:

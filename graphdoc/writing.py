@@ -164,6 +164,10 @@ def write_fix(report: FixReport, source: Path, output: Path, *, backup: bool = F
     try:
         if report.fixed.kind == "onnx":
             write_atomically(report.fixed.serialize(), output)
+        elif report.fixed.kind == "keras":
+            from graphdoc.keras.files import write_with_config
+
+            write_with_config(report.fixed.file, report.fixed.config, output)
         else:
             write_graph_def(report.fixed.graph_def, output)
     except BaseException:

@@ -28,7 +28,7 @@ from graphdoc.cli.options import (
 )
 from graphdoc.errors import GraphdocError
 from graphdoc.fixing import TENSORFLOW_MISSING, FileFix, FixResult, VerificationFailed, tensorflow_installed
-from graphdoc.loading import find_models
+from graphdoc.loading import MODEL_SUFFIXES, find_models
 from graphdoc.report.html import scan_html
 from graphdoc.report.json_report import command_report
 from graphdoc.report.next_steps import fix_outcome
@@ -177,7 +177,7 @@ def _destinations(paths: list[Path], args: argparse.Namespace) -> list[Path | No
 def fixed_name(path: Path) -> str:
     """The file a model's fix is called in an output directory: a GraphDef keeps its name; a
     SavedModel or a checkpoint becomes a frozen GraphDef named after it."""
-    if path.suffix in (".pb", ".pbtxt", ".onnx") and not path.is_dir():
+    if path.suffix in MODEL_SUFFIXES and not path.is_dir():
         return path.name
     return f"{path.name.removesuffix('.meta')}.pb"
 

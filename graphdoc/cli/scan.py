@@ -107,7 +107,7 @@ def _one_to_text(path: Path, args: argparse.Namespace, console: Console) -> int:
     findings = api.scan(model, select=args.select, ignore=args.ignore, checkpoint=args.checkpoint, keep=args.keep)
     cli.keep_until_exit(findings)
     with report_console(args, console) as out:
-        render_scan(out, model, findings, outputs, inferred=not args.outputs and model.kind != "onnx")
+        render_scan(out, model, findings, outputs, inferred=not args.outputs and model.kind == "tensorflow")
     if args.html:
         write_atomically(scan_html(model, findings).encode(), args.html)
     failing = [finding for finding in findings if not finding.kept]  # kept training behaviour is deliberate

@@ -101,6 +101,9 @@ def _dot_destination(text: str):
 
 def _place(model, name: str):
     """The graph body and node `name` means: `FUNCTION::NODE` is a node of a library function."""
+    if not hasattr(model, "main"):
+        raise GraphdocError(f"{model.path} is a {model.format}, not a graph: show lists what it takes and gives "
+                            "(leave out the node)")
     scope, separator, node = name.partition("::")
     if not separator:
         return model.main, name

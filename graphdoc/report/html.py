@@ -132,8 +132,8 @@ def _finding_section(model: Model, finding: Finding) -> str:
 
 def _neighbourhood_svg(model: Model, node: str) -> str:
     """The node, what it reads on the left and what reads it on the right."""
-    view = model.main
-    if node not in view:
+    view = getattr(model, "main", None)  # a Keras file has layers and calls, no graph to draw
+    if view is None or node not in view:
         return ""
     left = [tensor.node for tensor in view.inputs(node)][:6]
     right = view.consumers(node)[:6]

@@ -1,0 +1,87 @@
+"""Training mode in a converted .tflite: batch means that normalize, random dropout masks.
+
+GD102: a MEAN over axes that include the batch axis of a tensor of rank 2 or
+more, read again beside that tensor (SQUARED_DIFFERENCE or SUB of the two: the
+variance, or x - mean), as the converter writes a training-mode BatchNorm.
+GD201: a random op (RANDOM_UNIFORM, RANDOM_STANDARD_NORMAL, MULTINOMIAL) whose
+values are compared into a mask. A per-sample mean (global pooling over H and
+W, squeeze-excitation, LayerNorm over the last axis) reduces no batch axis.
+Nothing is fixable in the file: its moving statistics are gone.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+
+import numpy as np
+
+from graphdoc.errors import GraphdocError
+from graphdoc.rules.base import Finding
+from graphdoc.tflite.model import Operator, TfliteModel
+
+RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL"})
+_COMPARISONS = frozenset({"GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"})
+_MASK_OPS = _COMPARISONS | {"CAST", "FLOOR", "ADD", "SUB", "MUL", "LOGICAL_NOT"}
+_NORMALIZING = frozenset({"SQUARED_DIFFERENCE", "SUB"})
+CODES = ("GD102", "GD201")
+CONVERT_AGAIN = ("a .tflite holds no moving statistics: fix the graph it was converted from "
+                 "(graphdoc fix MODEL.pb -o FIXED.pb) and convert FIXED.pb again")
+
+
+def scan_tflite(model: TfliteModel, codes: set[str] | None = None, keep: tuple[str, ...] = ()) -> list[Finding]:
+    findings = []
+    for operator in model.operators:
+        if operator.op == "MEAN" and (codes is None or "GD102" in codes):
+            findings += _batch_mean(model, operator)
+        elif operator.op in RANDOM_OPS and (codes is None or "GD201" in codes):
+            findings += _random_mask(model, operator)
+    findings.sort(key=lambda finding: finding.code)
+    return [_kept(finding, keep) for finding in findings]
+
+
+def _batch_mean(model: TfliteModel, operator: Operator) -> list[Finding]:
+    x, axes = operator.inputs[0], model.value(operator.inputs[1]) if len(operator.inputs) > 1 else None
+    shape = model.shape(x)
+    if axes is None or shape is None or len(shape) < 2 or 0 not in {int(a) % len(shape) for a in np.ravel(axes)}:
+        return []
+    mean = operator.outputs[0]
+    if not any(reader.op in _NORMALIZING and x in reader.inputs for reader in model.readers.get(mean, [])):
+        return []
+    name = model.name(mean)
+    return [Finding("GD102", "", name, f"a training-mode BatchNorm ({_layer(name)}): MEAN over axes "
+                    f"{sorted(int(a) for a in np.ravel(axes))} of {model.name(x)}, the batch's own mean, normalizes it; "
+                    "the interpreter runs it so, and results depend on the rest of the batch", unfixable=CONVERT_AGAIN)]
+
+
+def _random_mask(model: TfliteModel, operator: Operator) -> list[Finding]:
+    tensors, compared, path = [operator.outputs[0]], False, []
+    while tensors:
+        for reader in model.readers.get(tensors.pop(), []):
+            if reader.op in _MASK_OPS and reader.outputs[0] not in path:
+                compared |= reader.op in _COMPARISONS
+                path.append(reader.outputs[0])
+                tensors.append(reader.outputs[0])
+            elif reader.op in ("SELECT", "SELECT_V2", "MUL") and compared:
+                name = model.name(operator.outputs[0])
+                return [Finding("GD201", "", name, f"a random mask ({operator.op} compared, then {reader.op}) drops "
+                                "activations at random: dropout converted in training mode",
+                                nodes=tuple(model.name(t) for t in path), unfixable=CONVERT_AGAIN)]
+    return []
+
+
+def _layer(name: str) -> str:
+    """`conv1/BatchNorm/moments/mean` -> `conv1/BatchNorm`: what the source graph calls the layer."""
+    return name.split("/moments")[0] if "/moments" in name else name.rsplit("/", 1)[0]
+
+
+def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
+    pattern = next((p for p in patterns if fnmatch.fnmatchcase(finding.node, p)), None)
+    return finding if pattern is None else replace(finding, kept=pattern)
+
+
+def refuse_fixing(model: TfliteModel) -> None:
+    findings = scan_tflite(model)
+    named = ", ".join(f"{_layer(f.node)} ({f.code})" for f in findings[:4]) + (" and more" if len(findings) > 4 else "")
+    where = f"; in this file: {named}" if findings else ""
+    raise GraphdocError(f"{model.path}: nothing to fix inside a .tflite, {CONVERT_AGAIN}{where}")
