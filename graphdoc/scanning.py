@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import functools
 import itertools
 
@@ -11,6 +10,7 @@ from graphdoc.graph.edits import MakeConst
 from graphdoc.graph.model import Model
 from graphdoc.parallel import cores, run_all
 from graphdoc.rules import ALL_RULES, STRUCTURAL_RULES, Applicability, Finding, Fix, Rule
+from graphdoc.rules.base import marked_kept
 
 # Below this many nodes the rules take a fraction of a second, and a forked
 # worker would cost about what it saves.
@@ -34,13 +34,7 @@ def scan(model: Model, rules: tuple[type[Rule], ...] = ALL_RULES, keep: tuple[st
     # order (producers before consumers), so the report reads from input to output.
     findings = [finding for share in found for finding in share]
     findings = sorted(_credit_structural_fixes(findings), key=lambda finding: finding.code)
-    return [_kept(finding, keep) for finding in findings] if keep else findings
-
-
-def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
-    names = [finding.node, finding.location, *([finding.site.layer] if finding.site is not None else [])]
-    pattern = next((p for p in patterns if any(fnmatch.fnmatchcase(name, p) for name in names)), None)
-    return finding if pattern is None else dataclasses.replace(finding, kept=pattern)
+    return [marked_kept(finding, keep) for finding in findings] if keep else findings
 
 
 def _check(model: Model, rules: list[type[Rule]]) -> list[Finding]:

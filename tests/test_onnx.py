@@ -279,3 +279,47 @@ def test_a_node_inside_an_if_branch_is_reached_by_its_scope(pairs, tmp_path, cap
     assert finding.location == "bn_switch/then_branch::bn_train"
     assert main(["show", str(path), finding.location, "--depth", "1"]) == 0
     assert "bn_train (BatchNormalization)" in capsys.readouterr().out
+
+
+def _loop_with_batchnorm(training: bool) -> bytes:
+    """A Loop run once whose body normalizes the carried value with a BatchNormalization, its
+    statistics read from the main graph: the subgraph form of the bug."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    channels = 4
+    statistics = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in (
+        ("scale", rng.uniform(0.5, 2, channels)), ("bias", rng.normal(size=channels)),
+        ("mean", rng.normal(size=channels)), ("var", rng.uniform(0.5, 2, channels)))]
+    outputs = ["v_out", "rm", "rv"] if training else ["v_out"]
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going"),
+         helper.make_node("BatchNormalization", ["v_in", "scale", "bias", "mean", "var"], outputs, name="bn",
+                          training_mode=int(training))],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["N", channels, 4, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["N", channels, 4, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "go", "input"], ["output"], name="loop", body=body)], "looped",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", channels, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", channels, 4, 4])],
+        [*statistics, numpy_helper.from_array(np.array(1, np.int64), "trips"),
+         numpy_helper.from_array(np.array(True), "go")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]).SerializeToString()
+
+
+def test_a_batchnorm_inside_a_loop_body_is_fixed_there(tmp_path):
+    path = _write(tmp_path, _loop_with_batchnorm(training=True))
+    [finding] = api.scan(api.load(path))
+    assert (finding.code, finding.location) == ("GD101", "loop/body::bn")
+    report = api.probe(api.load(path))
+    assert [root.node for root in report.roots] == ["loop"] and report.roots[0].finding.location == finding.location
+    fixed = tmp_path / "fixed.onnx"
+    assert main(["fix", str(path), "-o", str(fixed)]) == 0
+    data = np.random.default_rng(1).normal(size=(5, 4, 4, 4)).astype(np.float32)
+    [expected] = zoo_onnx.run(_loop_with_batchnorm(training=False), {"input": data})
+    assert _relative(zoo_onnx.run(fixed.read_bytes(), {"input": data})[0], expected) <= 1e-5
+    assert _relative(zoo_onnx.run(fixed.read_bytes(), {"input": data[:1]})[0], expected[:1]) <= 1e-5

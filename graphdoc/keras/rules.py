@@ -8,12 +8,11 @@ layer's own) and a Lambda that reads the learning phase.
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from graphdoc.keras.calls import lambdas, layer_calls, reads_learning_phase
 from graphdoc.keras.model import KerasModel
-from graphdoc.rules.base import Finding, Fix
+from graphdoc.rules.base import Finding, Fix, marked_kept
 
 BATCHNORM = frozenset({"BatchNormalization", "SyncBatchNormalization", "BatchNormalizationV1", "BatchNormalizationV2"})
 DROPOUT = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout"})
@@ -50,7 +49,7 @@ def scan_keras(model: KerasModel, codes: set[str] | None = None, keep: tuple[str
     findings = [*_baked_calls(model), *_learning_phase_lambdas(model)]
     findings = [f for f in findings if codes is None or f.code in codes]
     findings.sort(key=lambda finding: finding.code)
-    return [_kept(finding, keep) for finding in findings]
+    return [marked_kept(finding, keep) for finding in findings]
 
 
 def _baked_calls(model: KerasModel):
@@ -74,7 +73,3 @@ def _learning_phase_lambdas(model: KerasModel):
                           unfixable="its code decides; rewrite the Lambda without the learning phase")
 
 
-def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
-    pattern = next((p for p in patterns if fnmatch.fnmatchcase(finding.node, p)
-                    or fnmatch.fnmatchcase(finding.location, p)), None)
-    return finding if pattern is None else replace(finding, kept=pattern)

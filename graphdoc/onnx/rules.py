@@ -25,7 +25,7 @@ are not reported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,8 +49,8 @@ class BatchNormFormula:
 
     scope: str
     node: str
-    mean: np.ndarray
-    variance: np.ndarray
+    mean: np.ndarray = field(compare=False)
+    variance: np.ndarray = field(compare=False)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import fnmatch
 from pathlib import Path
 
 from graphdoc.onnx import rules
 from graphdoc.onnx.model import OnnxModel
 from graphdoc.onnx.shapes import Shapes
 from graphdoc.onnx.view import OnnxView
-from graphdoc.rules.base import Finding
+from graphdoc.rules.base import Finding, marked_kept
 from graphdoc.rules.statistics import scope_tails
 
 CODES = ("GD101", "GD102", "GD201", "GD303")
@@ -35,13 +33,9 @@ def scan_onnx(model: OnnxModel, codes: set[str] | None = None, *, checkpoint: st
             if code in wanted:
                 findings += list(checks[code]())
     findings.sort(key=lambda finding: finding.code)
-    return [_kept(finding, keep) for finding in findings] if keep else findings
+    return [marked_kept(finding, keep) for finding in findings] if keep else findings
 
 
-def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
-    pattern = next((p for p in patterns if fnmatch.fnmatchcase(finding.node, p) or
-                    fnmatch.fnmatchcase(finding.location, p)), None)
-    return finding if pattern is None else dataclasses.replace(finding, kept=pattern)
 
 
 class _StatisticsLookup:

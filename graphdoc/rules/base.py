@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import fnmatch
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,6 +124,14 @@ class Finding:
     @property
     def location(self) -> str:
         return f"{self.scope}::{self.node}" if self.scope else self.node
+
+
+def marked_kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
+    """`finding` marked kept by the first `keep` pattern (fnmatch: `mc_dropout/*`) that matches its
+    node, its location or its layer: training behaviour the model means to have."""
+    names = [finding.node, finding.location, *([finding.site.layer] if finding.site is not None else [])]
+    pattern = next((p for p in patterns if any(fnmatch.fnmatchcase(name, p) for name in names)), None)
+    return finding if pattern is None else dataclasses.replace(finding, kept=pattern)
 
 
 class Rule:

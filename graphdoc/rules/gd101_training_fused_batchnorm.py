@@ -52,6 +52,11 @@ class TrainingModeFusedBatchNorm(Rule):
     Safe: the result is the op TensorFlow builds with training=False, fed the
     statistics stored with the model or its checkpoint. Unsafe with
     calibrated statistics, which only estimate the learned ones.
+
+    In other formats:
+    ONNX: a BatchNormalization with training_mode=1 (PyTorch's exporter in
+    training mode writes it); fixed by training_mode=0, its two extra outputs
+    dropped and their readers given the running statistics it takes as inputs.
     """
 
     code = "GD101"

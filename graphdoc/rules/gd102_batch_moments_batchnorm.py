@@ -79,6 +79,14 @@ class BatchMomentsBatchNorm(Rule):
     Safe: `tf.nn.batch_normalization` fed the moving statistics is exactly the
     inference-mode layer. Unsafe with calibrated statistics, which only
     estimate the learned ones.
+
+    In other formats:
+    ONNX: a normalization fed by a ReduceMean over axes including the batch
+    axis of the tensor it normalizes (tf2onnx's form of a training BatchNorm,
+    and decomposed ones); fixed with the moving statistics from the model's
+    initializers or `--checkpoint`. Keras files: a BatchNormalization called
+    with training=True; fixed by removing the argument. TFLite: a MEAN over the
+    batch axes that normalizes; reported, to be fixed in the source graph.
     """
 
     code = "GD102"

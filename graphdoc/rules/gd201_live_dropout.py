@@ -42,6 +42,12 @@ class LiveDropout(Rule):
 
     Fix safety:
     Safe: this is what `training=False` builds, an identity.
+
+    In other formats:
+    ONNX: a Dropout whose training_mode is true or a graph input, and random
+    masks (RandomUniform(Like), RandomNormal(Like), Bernoulli compared into a
+    mask); bypassed. Keras files: a dropout layer called with training=True.
+    TFLite: RANDOM_UNIFORM compared into a mask; reported.
     """
 
     code = "GD201"

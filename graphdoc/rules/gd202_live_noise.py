@@ -51,6 +51,10 @@ class LiveNoise(Rule):
 
     Fix safety:
     Safe: this is what `training=False` builds, an identity.
+
+    In other formats:
+    Keras files: GaussianNoise or GaussianDropout called with training=True;
+    fixed by removing the argument.
     """
 
     code = "GD202"

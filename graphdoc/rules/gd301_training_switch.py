@@ -43,6 +43,11 @@ class TrainingSwitch(Rule):
     Fix safety:
     Safe: the value is the one that selects the branch without training
     behaviour, which is what the model computes when fed that value.
+
+    In other formats:
+    Keras files: any other layer (a custom class) called with training=True,
+    fixed by removing the argument, and a Lambda whose code reads the learning
+    phase, which only its code can change.
     """
 
     code = "GD301"

@@ -37,6 +37,10 @@ class StateUpdate(Rule):
 
     Fix safety:
     Safe: nothing the outputs compute reads a variable update's result.
+
+    In other formats:
+    ONNX: ops of the training domain (Gradient, Momentum, Adagrad, Adam) left
+    in an export; their outputs are dropped from the graph's outputs.
     """
 
     code = "GD303"

@@ -11,13 +11,11 @@ Nothing is fixable in the file: its moving statistics are gone.
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import replace
 
 import numpy as np
 
 from graphdoc.errors import GraphdocError
-from graphdoc.rules.base import Finding
+from graphdoc.rules.base import Finding, marked_kept
 from graphdoc.tflite.model import Operator, TfliteModel
 
 RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL"})
@@ -37,7 +35,7 @@ def scan_tflite(model: TfliteModel, codes: set[str] | None = None, keep: tuple[s
         elif operator.op in RANDOM_OPS and (codes is None or "GD201" in codes):
             findings += _random_mask(model, operator)
     findings.sort(key=lambda finding: finding.code)
-    return [_kept(finding, keep) for finding in findings]
+    return [marked_kept(finding, keep) for finding in findings]
 
 
 def _batch_mean(model: TfliteModel, operator: Operator) -> list[Finding]:
@@ -75,9 +73,6 @@ def _layer(name: str) -> str:
     return name.split("/moments")[0] if "/moments" in name else name.rsplit("/", 1)[0]
 
 
-def _kept(finding: Finding, patterns: tuple[str, ...]) -> Finding:
-    pattern = next((p for p in patterns if fnmatch.fnmatchcase(finding.node, p)), None)
-    return finding if pattern is None else replace(finding, kept=pattern)
 
 
 def refuse_fixing(model: TfliteModel) -> None:
