@@ -15,7 +15,12 @@ Each case also has `clean`: the same layer objects (same weights) called
 plainly in a second functional model, saved the same way; it is the reference
 a fix must reproduce. In Keras 3 an explicit `model(x, training=False)`
 overrides a baked `training=True` (so does `predict`); in tf_keras the baked
-call wins even then, so only `clean` gives the inference output. Models are
+call wins even then, so only `clean` gives the inference output. Every call
+of a baked model that runs a BatchNormalization in training mode also moves
+its moving statistics (eagerly, in both frameworks): compare against `clean`
+before calling the baked model, or load it afresh. Both frameworks write
+"module": "keras.layers" in a .keras config; `metadata.json` (and the .h5
+root's `keras_version` attribute) tells 3.x from 2.x. Models are
 tiny (8x8x3 inputs), seeded, and fit for a few steps with BatchNormalization
 momentum 0.9, so the moving statistics are away from 0 and 1.
 
@@ -43,6 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf
+from tf_keras import backend as K  # a global: tf_keras serializes a lambda's closure cells, not its globals
 
 import zoo
 from zoo import INPUT, OUTPUT
@@ -234,7 +240,6 @@ def tf_keras_lambda_learning_phase(directory: Path, *, called_with_training: boo
     lambda's globals (and safe_mode=False for the .keras format only).
     """
     import tf_keras
-    from tf_keras import backend as K
 
     tf_keras.utils.set_random_seed(0)
     layers = tf_keras.layers
@@ -269,7 +274,7 @@ def nested_functional(directory: Path, suffix: str = ".keras") -> KerasCase:
     keras.utils.set_random_seed(0)
     layers = keras.layers
     stack = _conv_stack(layers, bn_training=False)
-    fc = layers.Dense(8, activation="relu", name="head_fc")
+    fc = layers.Dense(8, activation="tanh", name="head_fc")
     drop = layers.Dropout(0.5, name="head_drop")
 
     def head(baked):
@@ -356,31 +361,52 @@ def convert_frozen(graph_bytes: bytes, path: Path, input_shape) -> Path:
     return Path(path)
 
 
-def _tflite_case(model_fn, directory, stem, **names) -> TfliteCase:
+def _tflite_case(model_fn, directory, stem, *, batch_norms, dropouts, per_sample_means) -> TfliteCase:
+    """Train `model_fn` with zoo.train_tf1, convert both modes, and locate the expected operators.
+
+    The converter names tensors after MLIR locations, and which of a fused
+    op's pieces gets the bare name varies (a BN's batch mean came out as
+    "bn1/FusedBatchNormV3" in one model and "bn1/FusedBatchNormV31" in another,
+    its axes constant taking the bare name). So each BN's mean is found by
+    its scope: the first of the two MEAN ops named under `batch_norms[i]`
+    (mean, then variance), checked to feed a SQUARED_DIFFERENCE of its own
+    input; each dropout's RANDOM_UNIFORM likewise under `dropouts[i]`.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     trained = zoo.train_tf1(model_fn, INPUT_SHAPE, directory / f"{stem}_ckpt")
-    case = TfliteCase(
-        convert_frozen(trained.pair.training, directory / f"{stem}_training.tflite", INPUT_SHAPE),
-        convert_frozen(trained.pair.inference, directory / f"{stem}_inference.tflite", INPUT_SHAPE),
-        {"GD102": len(names["batch_norm_means"]), "GD201": len(names["random_ops"])},
-        **names,
-    )
-    _check_names(case)
-    return case
+    training = convert_frozen(trained.pair.training, directory / f"{stem}_training.tflite", INPUT_SHAPE)
+    inference = convert_frozen(trained.pair.inference, directory / f"{stem}_inference.tflite", INPUT_SHAPE)
+    ops = tflite_ops(training)
+    means = [_batch_mean(ops, scope, training) for scope in batch_norms]
+    randoms = [_single(ops, "RANDOM_UNIFORM", scope, training) for scope in dropouts]
+    for name in per_sample_means:
+        if not any(op == "MEAN" and name in outs for op, _, outs in ops):
+            raise AssertionError(f"{training}: no MEAN with output {name!r}")
+    return TfliteCase(training, inference, {"GD102": len(means), "GD201": len(randoms)}, means, randoms,
+                      list(per_sample_means))
 
 
-def _check_names(case: TfliteCase):
-    """The converter's tensor names are the contract: fail loudly if a TF release renames them."""
-    outputs = {}
-    for op, _, outs in tflite_ops(case.training):
-        for name in outs:
-            outputs[name] = op
-    wanted = [(n, "MEAN") for n in case.batch_norm_means + case.per_sample_means]
-    wanted += [(n, "RANDOM_UNIFORM") for n in case.random_ops]
-    missing = [(name, op) for name, op in wanted if outputs.get(name) != op]
-    if missing:
-        raise AssertionError(f"{case.training}: expected operator outputs not found: {missing}")
+def _under(name: str, scope: str) -> bool:
+    # Fused tensors carry every fused op's name, separated by ";".
+    return any(part.startswith(scope) for part in name.split(";"))
+
+
+def _batch_mean(ops, scope, path) -> str:
+    found = [(ins, outs[0]) for op, ins, outs in ops if op == "MEAN" and _under(outs[0], scope)]
+    if len(found) != 2:
+        raise AssertionError(f"{path}: expected a mean and a variance MEAN under {scope!r}, found {found}")
+    (data, _), mean = found[0][0], found[0][1]
+    if not any(op == "SQUARED_DIFFERENCE" and ins[:2] == [data, mean] for op, ins, _ in ops):
+        raise AssertionError(f"{path}: {mean!r} does not feed SQUARED_DIFFERENCE({data!r}, {mean!r})")
+    return mean
+
+
+def _single(ops, op_name, scope, path) -> str:
+    found = [outs[0] for op, _, outs in ops if op == op_name and _under(outs[0], scope)]
+    if len(found) != 1:
+        raise AssertionError(f"{path}: expected one {op_name} under {scope!r}, found {found}")
+    return found[0]
 
 
 def tflite_slim_training(directory: Path) -> TfliteCase:
@@ -389,8 +415,8 @@ def tflite_slim_training(directory: Path) -> TfliteCase:
     (keep 0.5), slim.fully_connected. Trained 40 steps with zoo.train_tf1."""
     return _tflite_case(
         zoo.slim_conv_stack(fused=True), directory, "slim_training",
-        batch_norm_means=["conv1/BatchNorm/FusedBatchNormV3", "conv2/BatchNorm/FusedBatchNormV3"],
-        random_ops=["dropout/dropout_1/random_uniform/RandomUniform"],
+        batch_norms=["conv1/BatchNorm/", "conv2/BatchNorm/"],
+        dropouts=["dropout/"],
         per_sample_means=["Mean"],
     )
 
@@ -425,7 +451,7 @@ def tflite_v1_dropout(directory: Path) -> TfliteCase:
     layer, rank 2) and tf.compat.v1.nn.dropout; "se_pool" and "global_pool" are per-sample means."""
     return _tflite_case(
         v1_layers_se_dense_bn(), directory, "v1_dropout",
-        batch_norm_means=["bn1/FusedBatchNormV3", "fc1_bn/moments/mean"],
-        random_ops=["drop/random_uniform/RandomUniform"],
+        batch_norms=["bn1/", "fc1_bn/"],
+        dropouts=["drop/"],
         per_sample_means=["se_pool", "global_pool"],
     )

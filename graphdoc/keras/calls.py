@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Model classes whose config holds layers of their own.
 _MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
 # What a Lambda's function names when it reads the learning phase (tf_keras backend).
-_LEARNING_PHASE_NAMES = (b"learning_phase", b"in_train_phase")
+_LEARNING_PHASE_NAMES = (b"learning_phase", b"in_train_phase", b"in_test_phase")
+# marshal's string types: short ASCII (interned or not) with a one-byte length, and str with a
+# four-byte one; each also with the flag bit (0x80) marshal sets on objects it may refer back to.
+_SHORT_STRINGS = (b"Z", b"z", b"\xda", b"\xfa")
+_STRINGS = (b"u", b"\xf5", b"a", b"\xe1", b"A", b"\xc1")
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,13 @@ def _inbound_kwargs(nodes: list) -> Iterator[tuple[tuple, dict]]:
 
 
 def reads_learning_phase(layer_config: dict) -> bool:
-    """Whether a Lambda's serialized function names the learning phase (its marshalled code
-    holds the names it uses; nothing is unmarshalled or run)."""
+    """Whether a Lambda's serialized function names the learning phase.
+
+    Its marshalled code holds the names it uses as whole strings, each behind
+    its type and length; a name that only appears inside another string (the
+    function defining the lambda may be called `..._learning_phase`) is not one.
+    Nothing is unmarshalled or run.
+    """
     function = layer_config.get("function")
     if isinstance(function, dict):  # Keras 3: {"class_name": "__lambda__", "config": {"code": ...}}
         function = function.get("config", {}).get("code")
@@ -75,7 +85,13 @@ def reads_learning_phase(layer_config: dict) -> bool:
         code = base64.b64decode(function.encode("ascii"), validate=False)
     except (binascii.Error, UnicodeEncodeError):
         code = function.encode()
-    return any(name in code for name in _LEARNING_PHASE_NAMES)
+    return any(_holds_string(code, name) for name in _LEARNING_PHASE_NAMES)
+
+
+def _holds_string(code: bytes, name: bytes) -> bool:
+    short = bytes([len(name)]) + name
+    sized = struct.pack("<i", len(name)) + name
+    return any(kind + short in code for kind in _SHORT_STRINGS) or any(kind + sized in code for kind in _STRINGS)
 
 
 def lambdas(config: dict, scope: str = "") -> Iterator[tuple[str, str, dict]]:

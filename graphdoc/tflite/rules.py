@@ -22,6 +22,7 @@ RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL
 _COMPARISONS = frozenset({"GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"})
 _MASK_OPS = _COMPARISONS | {"CAST", "FLOOR", "ADD", "SUB", "MUL", "LOGICAL_NOT"}
 _NORMALIZING = frozenset({"SQUARED_DIFFERENCE", "SUB"})
+_RESHAPING = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 CODES = ("GD102", "GD201")
 CONVERT_AGAIN = ("a .tflite holds no moving statistics: fix the graph it was converted from "
                  "(graphdoc fix MODEL.pb -o FIXED.pb) and convert FIXED.pb again")
@@ -44,12 +45,23 @@ def _batch_mean(model: TfliteModel, operator: Operator) -> list[Finding]:
     if axes is None or shape is None or len(shape) < 2 or 0 not in {int(a) % len(shape) for a in np.ravel(axes)}:
         return []
     mean = operator.outputs[0]
-    if not any(reader.op in _NORMALIZING and x in reader.inputs for reader in model.readers.get(mean, [])):
+    if not any(reader.op in _NORMALIZING and x in reader.inputs for reader in _readers_through(model, mean)):
         return []
     name = model.name(mean)
     return [Finding("GD102", "", name, f"a training-mode BatchNorm ({_layer(name)}): MEAN over axes "
                     f"{sorted(int(a) for a in np.ravel(axes))} of {model.name(x)}, the batch's own mean, normalizes it; "
                     "the interpreter runs it so, and results depend on the rest of the batch", unfixable=CONVERT_AGAIN)]
+
+
+def _readers_through(model: TfliteModel, tensor: int) -> list[Operator]:
+    """The readers of `tensor` and of what reshapes it (a Dense layer's BatchNorm squeezes its mean)."""
+    readers, stack = [], [tensor]
+    while stack:
+        for reader in model.readers.get(stack.pop(), []):
+            readers.append(reader)
+            if reader.op in _RESHAPING:
+                stack.append(reader.outputs[0])
+    return readers
 
 
 def _random_mask(model: TfliteModel, operator: Operator) -> list[Finding]:
