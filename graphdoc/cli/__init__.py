@@ -113,7 +113,9 @@ def run() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphdoc", description="Find and repair TensorFlow graphs exported in training mode.")
+    parser = argparse.ArgumentParser(
+        prog="graphdoc", description="Find and repair models exported in training mode: TensorFlow graphs, "
+        "SavedModels and checkpoints, ONNX models and Keras files (.tflite files are reported).")
     parser.add_argument("--version", action="version", version=f"graphdoc {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")

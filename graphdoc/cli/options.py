@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a process Ctr
 
 MODEL_HELP = (
     "a frozen GraphDef (.pb or .pbtxt), a SavedModel directory, a TF1 checkpoint prefix with its .meta "
-    "(needs --outputs), or an ONNX model"
+    "(needs --outputs), an ONNX model, a Keras .keras or .h5 file, or a .tflite"
 )
 
 

@@ -53,6 +53,10 @@ def scan_keras(model: KerasModel, codes: set[str] | None = None, keep: tuple[str
 
 
 def _baked_calls(model: KerasModel):
+    # Measured: Keras 3 lets predict() and an explicit training=False override a baked call;
+    # tf_keras does not, so there even those run the layer in training mode.
+    overridden = ("Keras' own predict() and an explicit training=False override it" if model.file.flavour == "keras3"
+                  else "in tf_keras even predict() and an explicit training=False do")
     for call in layer_calls(model.config):
         if call.training is not True:
             continue
@@ -60,7 +64,7 @@ def _baked_calls(model: KerasModel):
             code=code_of(call.class_name), scope=call.scope, node=call.layer,
             message=(f"{call.class_name} {call.layer!r} is called with training=True (call {call.call} in the model's "
                      "config): every model(x) and every export traced without training= runs it in training mode "
-                     "(Keras' own predict() overrides it)"),
+                     f"({overridden})"),
             fix=Fix("remove training=True from the call", (DropTrainingArgument(call.scope, call.path),)),
         )
 
