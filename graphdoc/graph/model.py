@@ -133,3 +133,20 @@ def callees(nodes) -> list[str]:
                 called.extend(f.name for f in value.list.func)
         called.append(node.op)  # a node may call a library function by using its name as its op
     return called
+
+
+@dataclass(eq=False, kw_only=True)
+class ModelOfAnotherFormat:
+    """What the reports read of a model that is not a TensorFlow graph (ONNX, a Keras file, a
+    .tflite) and that such a model has none of: a checkpoint of its own, SavedModel output keys
+    and signatures, ops TensorFlow does not define. Each format's class adds its own content,
+    `kind`, `path`, `format`, size(), ports() and op_counts()."""
+
+    notes: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    signatures: dict = field(default_factory=dict)
+
+    def unknown_ops(self) -> list[str]:
+        return []  # any op is read by its inputs and outputs; only running it needs its kernel
+

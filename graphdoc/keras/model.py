@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from graphdoc.graph.model import ModelOfAnotherFormat
 from graphdoc.graph.ports import Port
 from graphdoc.keras.calls import layer_calls
 from graphdoc.keras.files import KerasFile
@@ -16,13 +17,9 @@ INFERENCE_BY_DEFAULT = ("Keras runs this model in inference mode by default; if 
 
 
 @dataclass(eq=False)
-class KerasModel:
+class KerasModel(ModelOfAnotherFormat):
     kind: ClassVar[str] = "keras"
     file: KerasFile
-    notes: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
-    aliases: dict[str, str] = field(default_factory=dict)
-    signatures: dict = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -48,8 +45,6 @@ class KerasModel:
     def op_counts(self) -> Counter:
         return Counter(layer.get("class_name", "") for layer in self.layers())
 
-    def unknown_ops(self) -> list[str]:
-        return []
 
     def outputs(self) -> list[str]:
         """The output layers' names."""

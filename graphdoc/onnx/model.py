@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
 from graphdoc.errors import GraphdocError, LoadError, first_line
+from graphdoc.graph.model import ModelOfAnotherFormat
 from graphdoc.graph.ports import Port
 from graphdoc.onnx.proto import dtype_name, messages, onnx_package
 from graphdoc.onnx.view import OnnxView
 
 
 @dataclass(eq=False)
-class OnnxModel:
+class OnnxModel(ModelOfAnotherFormat):
     """An ONNX ModelProto with its origin; the reports read it as they read graph.model.Model."""
 
     kind: ClassVar[str] = "onnx"
     proto: object  # onnx.ModelProto
     path: Path
-    notes: list[str] = field(default_factory=list)
-    # What the TensorFlow Model has and an ONNX model does not: no checkpoint of its own, no aliases.
-    checkpoint: Path | None = None
-    aliases: dict[str, str] = field(default_factory=dict)
-    signatures: dict = field(default_factory=dict)
 
     @property
     def format(self) -> str:
@@ -55,8 +51,6 @@ class OnnxModel:
     def op_counts(self) -> Counter:
         return Counter(node.op_type for view in self.views for node in view.nodes.values())
 
-    def unknown_ops(self) -> list[str]:
-        return []  # any domain's op is read by its inputs and outputs; only running needs its kernel
 
     def ports(self, outputs: list[str] | None = None) -> tuple[list[Port], list[Port]]:
         """What a caller feeds and fetches, with dtype and shape (-1 for a symbolic dimension)."""

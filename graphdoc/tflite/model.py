@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from graphdoc.errors import LoadError, first_line
+from graphdoc.graph.model import ModelOfAnotherFormat
 from graphdoc.graph.ports import Port
 
 # TensorType values of the schema, as numpy names them.
@@ -27,14 +28,10 @@ class Operator:
 
 
 @dataclass(eq=False)
-class TfliteModel:
+class TfliteModel(ModelOfAnotherFormat):
     kind: ClassVar[str] = "tflite"
     flatbuffer: object  # tflite.Model
     path: Path
-    notes: list[str] = field(default_factory=list)
-    checkpoint: Path | None = None
-    aliases: dict[str, str] = field(default_factory=dict)
-    signatures: dict = field(default_factory=dict)
 
     @property
     def format(self) -> str:
@@ -95,8 +92,6 @@ class TfliteModel:
     def op_counts(self) -> Counter:
         return Counter(operator.op for operator in self.operators)
 
-    def unknown_ops(self) -> list[str]:
-        return []
 
     def outputs(self) -> list[str]:
         return [self.name(int(t)) for t in self.subgraph.OutputsAsNumpy()]
