@@ -323,3 +323,15 @@ def test_a_batchnorm_inside_a_loop_body_is_fixed_there(tmp_path):
     [expected] = zoo_onnx.run(_loop_with_batchnorm(training=False), {"input": data})
     assert _relative(zoo_onnx.run(fixed.read_bytes(), {"input": data})[0], expected) <= 1e-5
     assert _relative(zoo_onnx.run(fixed.read_bytes(), {"input": data[:1]})[0], expected[:1]) <= 1e-5
+
+
+def test_probe_runs_on_the_samples_given_and_says_when_they_are_too_few(tmp_path, capsys):
+    path = SAMPLES / "torch_convnet_training.onnx"
+    data = zoo_onnx.batch(TORCH, 5, seed=9)
+    np.save(tmp_path / "five.npy", data)
+    report = api.probe(api.load(path), inputs=tmp_path / "five.npy")
+    assert report.batch == 3 and report.roots[0].node == "/bn/BatchNormalization"
+    np.save(tmp_path / "one.npy", data[:1])
+    assert main(["probe", str(path), "--inputs", str(tmp_path / "one.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("graphdoc: error: --inputs has 1 samples") and len(err.splitlines()) == 1

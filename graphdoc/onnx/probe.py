@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphdoc.errors import GraphdocError
 from graphdoc.onnx.model import OnnxModel
 from graphdoc.onnx.runtime import OnnxRunner, batched_inputs, feeds_for, fixed_batch, rows
 from graphdoc.rules.base import Finding
@@ -18,9 +19,13 @@ def probe_onnx(model: OnnxModel, findings: list[Finding], *, data: dict[str, np.
     each explained by the finding at its node (or in the subgraph of its If or Loop node)."""
     runner = runner or OnnxRunner(model)
     fixed = fixed_batch(model)
-    size = fixed or BATCH
+    size = fixed or _batch_for(data)
     batched = batched_inputs(model)
     pool = feeds_for(model, 2 * size - 1, data=data)
+    short = [name for name in batched if name in pool and len(pool[name]) < 2 * size - 1]
+    if short:
+        raise GraphdocError(f"--inputs has {len(pool[short[0]])} samples for {short[0]!r}; the probe needs "
+                            f"{2 * size - 1} (two batches of {size} sharing sample 0)")
     batch_a = rows(pool, batched, slice(0, size))
     batch_b = rows(pool, batched, [*range(size, 2 * size - 1), 0])
     alone = rows(pool, batched, slice(0, 1)) if fixed is None else batch_a
@@ -45,6 +50,12 @@ def probe_onnx(model: OnnxModel, findings: list[Finding], *, data: dict[str, np.
     notes = [] if fixed is None else [f"the batch is fixed at {fixed}: sample 0 was compared between two batches"]
     return ProbeReport(roots=roots, diverging=len(diverging), probed=len(profile), batch=size, notes=notes,
                        nondeterministic=frozenset(nondeterministic), profile=profile)
+
+
+def _batch_for(data: dict[str, np.ndarray] | None) -> int:
+    """The batch size: 4, or as many as the samples given make two batches of."""
+    given = min((len(array) for array in (data or {}).values() if np.ndim(array)), default=None)
+    return BATCH if given is None else max(2, min(BATCH, (given + 1) // 2))
 
 
 def _differences(values: list[np.ndarray], size: int, *, ran_alone: bool) -> tuple[float, float]:
