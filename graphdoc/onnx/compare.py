@@ -9,7 +9,7 @@ import numpy as np
 from graphdoc.errors import GraphdocError
 from graphdoc.onnx.model import OnnxModel, onnx_outputs
 from graphdoc.onnx.runtime import OnnxRunner, feeds_for, fixed_batch
-from graphdoc.verify.compare import DEFAULT_BATCH, Comparison, OutputDifference
+from graphdoc.verify.compare import DEFAULT_BATCH, Comparison, output_difference
 
 
 def data_for(model: OnnxModel, path: Path | None) -> dict[str, np.ndarray] | None:
@@ -38,11 +38,5 @@ def compare_onnx(first: OnnxModel, second: OnnxModel, *, outputs=None, data: Pat
     for model, fetched in ((first, names), (second, others)):
         inputs = set(model.main.feeds)
         runs.append(OnnxRunner(model).run({k: v for k, v in feeds.items() if k in inputs}, fetched))
-    differences = []
-    for name, other, a, b in zip(names, others, *runs, strict=True):
-        if np.shape(a) != np.shape(b):
-            raise GraphdocError(f"output {name} has shape {np.shape(a)} in one model and {np.shape(b)} in the other")
-        gap = float(np.max(np.abs(np.asarray(a, np.float64) - b))) if np.size(a) else 0.0
-        scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
-        differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
+    differences = [output_difference(name, other, a, b) for name, other, a, b in zip(names, others, *runs, strict=True)]
     return Comparison(differences, first.op_counts(), second.op_counts(), count)

@@ -75,14 +75,18 @@ def compare(first: Model, second: Model, *, outputs=None, data: Path | None = No
             own = {name: array for name, array in shared.items() if name in prepared.model.main}
             runs.append(runner.run([f"{n}:0" for n in fetched], {**own, **settings}))
     values, other_values = runs
-    differences = []
-    for name, other, a, b in zip(names, other_names, values, other_values, strict=True):
-        if np.shape(a) != np.shape(b):
-            raise GraphdocError(f"output {name} has shape {np.shape(a)} in one graph and {np.shape(b)} in the other")
-        gap = float(np.max(np.abs(a.astype(np.float64) - b))) if np.size(a) else 0.0
-        scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
-        differences.append(OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale))
+    differences = [output_difference(name, other, a, b)
+                   for name, other, a, b in zip(names, other_names, values, other_values, strict=True)]
     return Comparison(differences, op_counts(first), op_counts(second), count, notes)
+
+
+def output_difference(name: str, other: str, a: np.ndarray, b: np.ndarray) -> OutputDifference:
+    """How far output `name` of the first model (`a`) is from `other` of the second (`b`)."""
+    if np.shape(a) != np.shape(b):
+        raise GraphdocError(f"output {name} has shape {np.shape(a)} in one model and {np.shape(b)} in the other")
+    gap = float(np.max(np.abs(np.asarray(a, np.float64) - b))) if np.size(a) else 0.0
+    scale = max(float(np.max(np.abs(a))), 1e-12) if np.size(a) else 1.0
+    return OutputDifference(name, other, tuple(np.shape(a)), gap, gap / scale)
 
 
 def _sample_count(model: Model, data: Path | None, batch: int | None) -> tuple[int, list[str]]:
