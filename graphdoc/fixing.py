@@ -78,7 +78,12 @@ def fix_model(
     """The fix, in memory and not yet verified (graphdoc.fix documents the options)."""
     rules = chosen_rules(select, ignore)
     if model.kind == "onnx":
-        return _fix_onnx(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
+        from graphdoc.onnx.rewrite import fix_onnx
+
+        if bind:
+            raise GraphdocError("--bind is not available for ONNX models")
+        return fix_onnx(model, codes={rule.code for rule in rules}, checkpoint=checkpoint, calibrate=calibrate,
+                        batch_size=batch_size, unsafe_fixes=unsafe_fixes, progress=progress, keep=keep)
     if model.kind == "keras":
         return _fix_keras(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
     if model.kind == "tflite":
@@ -92,16 +97,6 @@ def fix_model(
 
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
                 rules=rules, bind=bind, keep=keep)
-
-
-def _fix_onnx(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:
-    from graphdoc.onnx.rewrite import fix_onnx
-
-    for option, given in (("--calibrate", calibrate), ("--bind", bind)):
-        if given:
-            raise GraphdocError(f"{option} is not available for ONNX models; moving statistics come from the "
-                                "model's initializers or --checkpoint")
-    return fix_onnx(model, codes={rule.code for rule in rules}, checkpoint=checkpoint, keep=keep)
 
 
 def _fix_keras(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:

@@ -191,8 +191,8 @@ def test_a_fix_that_wires_the_wrong_statistics_fails_verification_and_writes_not
 
     original = rules._moments_fix
 
-    def swapped(view, moments, mean, variance, source):
-        return original(view, moments, variance, mean, source)  # mean and variance the wrong way round
+    def swapped(moments, mean, variance, source, **options):
+        return original(moments, variance, mean, source, **options)  # mean and variance the wrong way round
 
     monkeypatch.setattr(rules, "_moments_fix", swapped)
     pair = pairs["tf2onnx_slim_fused"]
@@ -335,3 +335,26 @@ def test_probe_runs_on_the_samples_given_and_says_when_they_are_too_few(tmp_path
     assert main(["probe", str(path), "--inputs", str(tmp_path / "one.npy")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("graphdoc: error: --inputs has 1 samples") and len(err.splitlines()) == 1
+
+
+def test_calibration_measures_lost_statistics_as_an_unsafe_fix(pairs, tmp_path, capsys):
+    """A tf2onnx model without its checkpoint: --calibrate measures each BatchNorm's input."""
+    pair = pairs["tf2onnx_slim_fused"]
+    source, fixed, data = _write(tmp_path, pair.training), tmp_path / "fixed.onnx", tmp_path / "calibration.npy"
+    samples = zoo_onnx.batch(pair, 64, seed=7)
+    np.save(data, samples)
+    assert main(["fix", str(source), "-o", str(fixed), "--calibrate", str(data)]) == 2
+    assert "--unsafe-fixes" in capsys.readouterr().err and not fixed.exists()
+    assert main(["fix", str(source), "-o", str(fixed), "--calibrate", str(data), "--unsafe-fixes"]) == 0
+    # The first BatchNorm's input is its convolution, which no other layer changes: its statistics
+    # over the calibration data are the per-channel moments of that tensor, computed here directly.
+    model = onnx.load_from_string(pair.training)
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info("conv1/Conv2D:0"))
+    convolved = np.asarray(zoo_onnx.run(model.SerializeToString(), {pair.input_name: samples})[-1], np.float64)
+    written = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(fixed)).graph.initializer}
+    assert _relative(np.ravel(written["conv1/BatchNorm/graphdoc_moving_mean"]), convolved.mean(axis=(0, 2, 3))) <= 1e-5
+    assert _relative(np.ravel(written["conv1/BatchNorm/graphdoc_moving_variance"]), convolved.var(axis=(0, 2, 3))) <= 1e-4
+    batch = zoo_onnx.batch(pair, 6, seed=3)
+    [together] = zoo_onnx.run(fixed.read_bytes(), {pair.input_name: batch})
+    [alone] = zoo_onnx.run(fixed.read_bytes(), {pair.input_name: batch[2:3]})
+    assert _relative(alone, together[2:3]) <= 1e-5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from graphdoc.errors import FixError, GraphdocError, first_line
@@ -16,13 +17,20 @@ onnx = onnx_package()  # fixing checks its result with onnx.checker
 
 
 def fix_onnx(model: OnnxModel, *, codes: set[str] | None = None, checkpoint: str | Path | None = None,
-             keep: tuple[str, ...] = ()) -> FixReport:
+             calibrate: str | Path | None = None, batch_size: int = 32, unsafe_fixes: bool = False,
+             progress=None, keep: tuple[str, ...] = ()) -> FixReport:
     """Fix `model`'s findings (of the rules in `codes`, all if None) on a copy; what they leave
-    dead is removed, and the result must pass onnx.checker. Opset and IR version stay."""
+    dead is removed, and the result must pass onnx.checker. Opset and IR version stay.
+
+    Batch moments without statistics get them from `calibrate`'s inputs (onnx/calibration.py):
+    an unsafe fix, applied only with `unsafe_fixes`."""
     findings = scan_onnx(model, codes, checkpoint=checkpoint, keep=keep)
-    _refuse_missing_statistics(findings)
+    if calibrate is not None:
+        findings = _calibrated(model, findings, Path(calibrate), batch_size=batch_size, progress=progress)
+    held_back = [f for f in findings if f.fix is not None and not f.fix.safe and not unsafe_fixes and not f.kept]
+    _refuse_missing_statistics(findings, held_back)
     kept = [finding for finding in findings if finding.kept]
-    fixable = [finding for finding in findings if not finding.kept and finding.fix is not None]
+    fixable = [f for f in findings if not f.kept and f.fix is not None and f not in held_back]
     proto = onnx.ModelProto()
     proto.CopyFrom(model.proto)
     applied = _apply(proto, fixable) if fixable else []
@@ -34,22 +42,43 @@ def fix_onnx(model: OnnxModel, *, codes: set[str] | None = None, checkpoint: str
     remaining = [f for f in scan_onnx(fixed, codes, checkpoint=checkpoint, keep=keep) if not f.kept] if applied else \
         [f for f in findings if not f.kept]
     return FixReport(
-        fixed=fixed, outputs=list(model.main.outputs), applied=applied, held_back=[],
+        fixed=fixed, outputs=list(model.main.outputs), applied=applied, held_back=held_back,
         not_fixable=[f for f in findings if not f.kept and f.fix is None], remaining=remaining,
         ops_before=model.op_counts(), ops_after=fixed.op_counts(), pruned=pruned, size_before=model.size(),
         passes=[("prune", pruned)], codes=frozenset(codes or ()), kept=kept,
     )
 
 
-def _refuse_missing_statistics(findings: list[Finding]) -> None:
+def _calibrated(model: OnnxModel, findings: list[Finding], data: Path, **options) -> list[Finding]:
+    from graphdoc.onnx.calibration import calibrate
+
+    measured = calibrate(model, findings, data, **options)
+    return [dataclasses.replace(f, fix=f.site.fix(measured[f.node], safe=False), unfixable=None)
+            if f.node in measured and f.fix is None and not f.scope else f for f in findings]
+
+
+def applied_copy(model: OnnxModel, findings: list[Finding]):
+    """A copy of `model`'s ModelProto with `findings`' fixes applied (nothing pruned)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    _apply(proto, findings)
+    return proto
+
+
+def _refuse_missing_statistics(findings: list[Finding], held_back: list[Finding]) -> None:
     """A BatchNorm left on batch statistics would leave the bug in place: stop rather than write a
     model that looks repaired (as for TensorFlow graphs)."""
+    if any(f.code == "GD102" for f in held_back):
+        layers = ", ".join(f.site.layer for f in held_back[:3]) + (" and more" if len(held_back) > 3 else "")
+        raise FixError(f"{len(held_back)} BatchNorm layer(s) ({layers}) would get calibrated statistics, an unsafe "
+                       "fix: pass --unsafe-fixes to apply it; nothing was written")
     missing = [f for f in findings if f.code == "GD102" and f.fix is None and not f.kept]
     if missing:
         shown = "; ".join(f"{f.node} ({f.unfixable})" for f in missing[:2])
         more = f"; and {len(missing) - 2} more" if len(missing) > 2 else ""
         raise FixError(f"{len(missing)} BatchNorm layer(s) lack moving statistics, nothing was written: {shown}{more}. "
-                       "Supply them with --checkpoint PATH (the TensorFlow checkpoint the model was converted from)")
+                       "Supply them with --checkpoint PATH (the TensorFlow checkpoint the model was converted from) "
+                       "or --calibrate DATA.npy (representative inputs)")
 
 
 def _apply(proto: onnx.ModelProto, findings: list[Finding]) -> list[Finding]:

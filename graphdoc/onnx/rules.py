@@ -55,7 +55,8 @@ class BatchNormFormula:
 
 @dataclass(frozen=True)
 class BatchMoments:
-    """A batch mean (and its variance) that normalizes the tensor it was reduced from."""
+    """A batch mean (and its variance) that normalizes the tensor it was reduced from: a pending
+    fix (rules.base.PendingFix) until statistics are found, in the model or by calibration."""
 
     scope: str
     node: str  # the ReduceMean of the mean
@@ -64,13 +65,25 @@ class BatchMoments:
     mean: str
     variance: str | None
     normalizer: str  # the BatchNormalization or Sub that uses the mean
+    by_batchnorm: bool  # whether the normalizer is a BatchNormalization (its formula can be checked)
     channels: int | None
-    keepdims_shape: tuple[int, ...] | None  # the mean's shape, with its reduced axes kept
+    axes: tuple[int, ...]  # the reduced axes of x
+    rank: int
+    keeps_dims: tuple[bool, bool]  # whether the mean and the variance keep the reduced axes
 
     def check_shapes(self, mean_shape, variance_shape) -> str | None:  # CheckpointStatistics asks this
         if self.channels is not None and (list(mean_shape) != [self.channels] or list(variance_shape) != [self.channels]):
             return f"statistics of shape {list(mean_shape)}, for a layer of {self.channels} channels"
         return None
+
+    def constant_shape(self, which: int, size: int) -> tuple[int, ...]:
+        """The shape the graph computes the mean (0) or the variance (1) in, for `size` channels."""
+        if self.keeps_dims[which] and self.rank - len(self.axes) == 1:
+            return tuple(1 if axis in self.axes else size for axis in range(self.rank))
+        return (size,)
+
+    def fix(self, statistics, *, safe: bool = True) -> Fix:
+        return _moments_fix(self, statistics.mean, statistics.variance, statistics.evidence, safe=safe)
 
 
 def training_batchnorms(view: OnnxView) -> Iterator[Finding]:
@@ -93,7 +106,7 @@ def training_batchnorms(view: OnnxView) -> Iterator[Finding]:
 
 
 def batch_moments(view: OnnxView, shapes: Shapes, lookup: Callable) -> Iterator[Finding]:
-    """`lookup(moments)` gives (mean, variance, source) for a layer, or a sentence why not."""
+    """`lookup(moments)` gives a layer's statistics (sources.Statistics), or a sentence why not."""
     for name, node in view.nodes.items():
         moments = _batch_moments(view, name, node, shapes)
         if moments is None:
@@ -106,9 +119,11 @@ def batch_moments(view: OnnxView, shapes: Shapes, lookup: Callable) -> Iterator[
             continue
         found = lookup(moments)
         if isinstance(found, str):
-            yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), unfixable=found)
+            yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), unfixable=found,
+                          site=moments)
             continue
-        yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), fix=_moments_fix(view, moments, *found))
+        yield Finding("GD102", view.scope, name, message, nodes=(moments.normalizer,), fix=moments.fix(found),
+                      site=moments)
 
 
 def _batch_moments(view: OnnxView, name: str, node, shapes: Shapes) -> BatchMoments | None:
@@ -128,9 +143,10 @@ def _batch_moments(view: OnnxView, name: str, node, shapes: Shapes) -> BatchMome
     kept = [axis for axis in range(rank) if axis not in axes]
     shape = shapes.shape(x, infer=False)
     channels = shape[kept[0]] if shape and len(kept) == 1 and shape[kept[0]] > 0 else None
-    keepdims_shape = tuple(1 if axis in axes else (channels or -1) for axis in range(rank)) if len(kept) == 1 else None
-    return BatchMoments(view.scope, name, _layer(normalizer if "/" in normalizer else name), x, mean,
-                        _variance(view, node, x, mean, axes, rank, normalizer), normalizer, channels, keepdims_shape)
+    variance = _variance(view, node, x, mean, axes, rank, normalizer)
+    return BatchMoments(view.scope, name, _layer(normalizer if "/" in normalizer else name), x, mean, variance,
+                        normalizer, view.nodes[normalizer].op_type == "BatchNormalization", channels, tuple(axes),
+                        rank, (_keeps_dims(view, mean), variance is not None and _keeps_dims(view, variance)))
 
 
 def _rank(shapes: Shapes, x: str, axes: list[int]) -> int | None:
@@ -197,27 +213,32 @@ def _layer(name: str) -> str:
     return scope.removesuffix("/moments")
 
 
-def _moments_fix(view: OnnxView, moments: BatchMoments, mean: np.ndarray, variance: np.ndarray, source: str) -> Fix:
+def _moments_fix(moments: BatchMoments, mean: np.ndarray, variance: np.ndarray, source: str, *,
+                 safe: bool = True) -> Fix:
     """Both moments become constants of the moving statistics, in the shape the graph computed them."""
     edits, values = [], []
-    for kind, tensor, value in (("mean", moments.mean, mean), ("variance", moments.variance, variance)):
-        shape = _shape_of(view, moments, tensor, value)
-        constant = np.asarray(value, np.float32).reshape(shape)
+    for which, (kind, tensor, value) in enumerate((("mean", moments.mean, mean), ("variance", moments.variance, variance))):
+        constant = np.asarray(value, np.float32).reshape(moments.constant_shape(which, np.size(value)))
         values.append(constant)
         name = f"{moments.layer}/graphdoc_moving_{kind}"
-        edits += [AddInitializer(view.scope, name, constant), Redirect(view.scope, tensor, name)]
-    normalizer = view.nodes.get(moments.normalizer)
-    formula = (BatchNormFormula(view.scope, moments.normalizer, np.ravel(values[0]), np.ravel(values[1]))
-               if normalizer is not None and normalizer.op_type == "BatchNormalization" else None)
-    return Fix(f"batch moments -> moving statistics ({source})", tuple(edits), formula=formula)
+        edits += [AddInitializer(moments.scope, name, constant), Redirect(moments.scope, tensor, name)]
+    formula = (BatchNormFormula(moments.scope, moments.normalizer, np.ravel(values[0]), np.ravel(values[1]))
+               if moments.by_batchnorm else None)
+    return Fix(f"batch moments -> moving statistics ({source})", tuple(edits), applicability=safe,
+               caveat="" if safe else "calibrated statistics", formula=formula)
 
 
-def _shape_of(view: OnnxView, moments: BatchMoments, tensor: str, value: np.ndarray) -> tuple[int, ...]:
-    producer = view.producing(tensor)
-    keepdims = producer is not None and producer.op_type == "ReduceMean" and attribute(producer, "keepdims", 1)
-    if keepdims and moments.keepdims_shape is not None:
-        return tuple(np.size(value) if d != 1 else 1 for d in moments.keepdims_shape)
-    return (np.size(value),)
+def _keeps_dims(view: OnnxView, tensor: str, depth: int = 4) -> bool:
+    """Whether `tensor`, a moment, keeps the axes it was reduced over: as its reduction says, or
+    the reduction it is computed from (a variance divided by a count, E[x^2] - mean^2)."""
+    node = view.producing(tensor)
+    if node is None or depth == 0:
+        return False
+    if node.op_type.startswith("Reduce"):
+        return bool(attribute(node, "keepdims", 1))
+    if node.op_type in ("Div", "Sub", "Mul", "Add", "Identity"):
+        return _keeps_dims(view, node.input[0], depth - 1)
+    return False
 
 
 def live_dropout(view: OnnxView, model_inputs: set[str]) -> Iterator[Finding]:

@@ -10,6 +10,7 @@ from graphdoc.onnx.shapes import Shapes
 from graphdoc.onnx.view import OnnxView
 from graphdoc.rules.base import Finding, marked_kept
 from graphdoc.rules.statistics import scope_tails
+from graphdoc.sources import Statistics
 
 CODES = ("GD101", "GD102", "GD201", "GD303")
 
@@ -39,8 +40,8 @@ def scan_onnx(model: OnnxModel, codes: set[str] | None = None, *, checkpoint: st
 
 
 class _StatisticsLookup:
-    """A layer's moving statistics: initializers the exporter kept (unused, under the layer's
-    name), else the TensorFlow checkpoint the model was converted from."""
+    """A layer's moving statistics (sources.Statistics): initializers the exporter kept (unused,
+    under the layer's name), else the TensorFlow checkpoint the model was converted from."""
 
     def __init__(self, main: OnnxView, checkpoint: str | Path | None):
         self.main = main
@@ -54,12 +55,11 @@ class _StatisticsLookup:
                     mean = self.main.value(f"{layer}/{mean_name}")
                     variance = self.main.value(f"{layer}/{variance_name}")
                     if mean is not None and variance is not None and not moments.check_shapes(mean.shape, variance.shape):
-                        return mean, variance, f"initializers {layer}/{mean_name}, {layer}/{variance_name}"
+                        return Statistics(mean, variance, f"initializers {layer}/{mean_name}, {layer}/{variance_name}")
         if self.checkpoint_path is None:
             return (f"the model holds no moving statistics for {moments.layer} (the exporter dropped them); give "
                     "the checkpoint it was converted from with --checkpoint")
-        found = self._source().lookup(moments)
-        return found if isinstance(found, str) else (found.mean, found.variance, found.evidence)
+        return self._source().lookup(moments)
 
     def _source(self):
         if self._checkpoint is None:

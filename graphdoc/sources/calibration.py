@@ -28,7 +28,7 @@ from graphdoc.sources import Statistics
 MIN_CALIBRATION_SAMPLES = 32
 
 
-class _RunningMoments:
+class RunningMoments:
     def __init__(self):
         self.count = 0
         self.total: np.ndarray | float = 0.0
@@ -67,7 +67,7 @@ class CalibratedStatistics:
                 f"{data_path} holds {self.samples} samples; calibration needs at least "
                 f"{MIN_CALIBRATION_SAMPLES} for stable per-channel statistics"
             )
-        moments = {site.node: _RunningMoments() for site in sites}
+        moments = {site.node: RunningMoments() for site in sites}
         fetches = [str(site.x) if ":" in str(site.x) else f"{site.x}:0" for site in sites]
         with GraphRunner(graph_def) as runner:
             for batch in batches(inputs, batch_size):
