@@ -358,3 +358,22 @@ def test_calibration_measures_lost_statistics_as_an_unsafe_fix(pairs, tmp_path, 
     [together] = zoo_onnx.run(fixed.read_bytes(), {pair.input_name: batch})
     [alone] = zoo_onnx.run(fixed.read_bytes(), {pair.input_name: batch[2:3]})
     assert _relative(alone, together[2:3]) <= 1e-5
+
+
+def test_a_sampled_latent_is_not_dropout(tmp_path):
+    """A VAE's reparameterization, mean + exp(log_var / 2) * eps with eps ~ N(0, 1): random by
+    design, and no mask; nothing to report."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Split", ["input"], ["mean", "log_var"], name="split", axis=1, num_outputs=2),
+             helper.make_node("Mul", ["log_var", "half"], ["half_log_var"], name="halve"),
+             helper.make_node("Exp", ["half_log_var"], ["std"], name="std"),
+             helper.make_node("RandomNormalLike", ["std"], ["eps"], name="eps"),
+             helper.make_node("Mul", ["std", "eps"], ["noise"], name="scale_noise"),
+             helper.make_node("Add", ["mean", "noise"], ["output"], name="sample")]
+    graph = helper.make_graph(nodes, "vae_sample", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 4])],
+                              [numpy_helper.from_array(np.array(0.5, np.float32), "half")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model)
+    assert _scan(_write(tmp_path, model.SerializeToString())) == {}

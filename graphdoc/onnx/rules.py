@@ -31,7 +31,7 @@ import numpy as np
 
 from graphdoc.onnx.edits import AddInitializer, DropGraphOutputs, KeepOutputs, Redirect, SetAttribute
 from graphdoc.onnx.shapes import Shapes
-from graphdoc.onnx.view import PASS_THROUGH, OnnxView, attribute
+from graphdoc.onnx.view import PASS_THROUGH, OnnxView, attribute, node_name
 from graphdoc.rules.base import Finding, Fix
 
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Bernoulli"})
@@ -184,7 +184,7 @@ def _normalizer(view: OnnxView, x: str, mean: str) -> str | None:
     for op, slot in (("BatchNormalization", 3), ("Sub", 1)):
         for reader in readers:
             if reader.op_type == op and reader.input[slot] in uses and view.through(reader.input[0]) == source:
-                return reader.name or reader.output[0]
+                return node_name(reader)
     return None
 
 
@@ -289,7 +289,7 @@ def _random_mask(view: OnnxView, name: str, node) -> Finding | None:
     output, activation = applied
     message = (f"a random mask ({node.op_type} -> {applications[0].op_type}) drops activations at random: dropout "
                "left in training mode")
-    return Finding("GD201", view.scope, name, message, nodes=(*path, applications[0].name or applications[0].output[0]),
+    return Finding("GD201", view.scope, name, message, nodes=(*path, node_name(applications[0])),
                    fix=Fix("read the activation itself (the mask and its scaling bypassed)",
                            (Redirect(view.scope, output, activation),)))
 
@@ -312,7 +312,7 @@ def _mask_region(view: OnnxView, node):
             if reader.op_type == "Mul" and any(_all_zero(view, t) for t in reader.input):
                 zeros.add(output)
             tensors.add(output)
-            path.append(reader.name or output)
+            path.append(node_name(reader))
             stack.append(output)
     return (tensors, zeros, path) if binary else None
 
