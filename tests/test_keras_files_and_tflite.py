@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from graphdoc import api
 from graphdoc.cli import main
 from graphdoc.errors import LoadError
 
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 KERAS_CASES = {
     "keras3 .keras": lambda d: zoo_keras.keras3_baked(d, ".keras"),
     "keras3 .h5": lambda d: zoo_keras.keras3_baked(d, ".h5"),
@@ -172,3 +174,18 @@ def test_scanning_a_tflite_imports_no_tensorflow(tflite_cases):
               "print(code, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "1 []"
+
+
+def test_a_directory_of_models_in_every_format_is_scanned_model_by_model(cases, tflite_cases, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for source in (cases["keras3 .keras"].path, cases["tf_keras .h5"].path, tflite_cases["slim"].training,
+                   SAMPLES / "torch_convnet_training.onnx", SAMPLES / "slim_convnet_training.pb"):
+        shutil.copy(source, folder / source.name)
+    assert main(["scan", str(folder), "-j", "2", "--format", "json"]) == 1
+    models = json.loads(capsys.readouterr().out)["models"]
+    kinds = {Path(model["path"]).suffix: {f["code"] for f in model["findings"]} for model in models}
+    assert kinds == {".keras": {"GD102", "GD201", "GD202"}, ".h5": {"GD102", "GD201", "GD202"},
+                     ".tflite": {"GD102", "GD201"}, ".onnx": {"GD101", "GD201"}, ".pb": {"GD101", "GD201", "GD303"}}
