@@ -32,12 +32,11 @@ import numpy as np
 from graphdoc.onnx.edits import AddInitializer, DropGraphOutputs, KeepOutputs, Redirect, SetAttribute
 from graphdoc.onnx.shapes import Shapes
 from graphdoc.onnx.view import PASS_THROUGH, OnnxView, attribute, node_name
+from graphdoc.rules import masks
 from graphdoc.rules.base import Finding, Fix
+from graphdoc.rules.masks import applied_mask
 
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Bernoulli"})
-_COMPARISONS = frozenset({"Less", "LessOrEqual", "Greater", "GreaterOrEqual"})
-# What a random value passes through on its way to being a mask.
-_MASK_OPS = _COMPARISONS | {"Cast", "Not", "Floor", "Ceil", "Round", "Add", "Sub", "Identity"}
 _TRAINING_DOMAIN = "ai.onnx.preview.training"
 STATISTICS_NAMES = (("moving_mean", "moving_variance"), ("running_mean", "running_var"))
 
@@ -275,101 +274,52 @@ def _dropout(view: OnnxView, name: str, node, model_inputs: set[str]) -> Finding
 
 def _random_mask(view: OnnxView, name: str, node) -> Finding | None:
     """A random op whose values become a 0/1 mask that multiplies (or selects) an activation."""
-    region = _mask_region(view, node)
-    if region is None:
+    mask = applied_mask(_OnnxFlow(view), node)
+    if mask is None:
         return None
-    tensors, zeros, path = region
-    applications = [reader for tensor in tensors for reader in view.readers(tensor)
-                    if reader.op_type in ("Mul", "Where") and len(_outside(view, reader, tensors)) == 1]
-    if len({id(reader) for reader in applications}) != 1:
-        return None  # noise, not a mask (a VAE's sample, Gaussian noise), or more than one use
-    applied = _applied_to(view, applications[0], tensors, zeros)
-    if applied is None:
-        return None
-    output, activation = applied
-    message = (f"a random mask ({node.op_type} -> {applications[0].op_type}) drops activations at random: dropout "
+    message = (f"a random mask ({node.op_type} -> {mask.applied_by.op_type}) drops activations at random: dropout "
                "left in training mode")
-    return Finding("GD201", view.scope, name, message, nodes=(*path, node_name(applications[0])),
+    return Finding("GD201", view.scope, name, message, nodes=mask.path,
                    fix=Fix("read the activation itself (the mask and its scaling bypassed)",
-                           (Redirect(view.scope, output, activation),)))
+                           (Redirect(view.scope, mask.output, mask.activation),)))
 
 
-def _mask_region(view: OnnxView, node):
-    """The tensors computed from `node`'s random values and constants alone, those of them known to
-    be zero (a mask multiplied by 0, as the `SelectV2(mask, x, 0)` arithmetic of tf2onnx has it), and
-    their nodes; None unless the random values are made binary (compared, or drawn by Bernoulli)."""
-    tensors, zeros, path = {node.output[0]}, set(), []
-    binary = node.op_type == "Bernoulli"
-    stack = [node.output[0]]
-    while stack:
-        for reader in view.readers(stack.pop()):
-            if reader.op_type not in _MASK_OPS | {"Mul", "Div"} or _outside(view, reader, tensors):
-                continue
-            output = reader.output[0]
-            if output in tensors:
-                continue
-            binary |= reader.op_type in _COMPARISONS
-            if reader.op_type == "Mul" and any(_all_zero(view, t) for t in reader.input):
-                zeros.add(output)
-            tensors.add(output)
-            path.append(node_name(reader))
-            stack.append(output)
-    return (tensors, zeros, path) if binary else None
+# ONNX's ops as the mask walk (rules/masks.py) knows them.
+_KINDS = {
+    **dict.fromkeys(("RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike"), masks.RANDOM),
+    "Bernoulli": masks.BINARY_RANDOM,
+    **dict.fromkeys(("Less", "LessOrEqual", "Greater", "GreaterOrEqual"), masks.COMPARE),
+    **dict.fromkeys(("Cast", "Not", "Floor", "Ceil", "Round", "Identity"), masks.UNARY),
+    "Add": masks.ADD, "Sub": masks.SUB, "Mul": masks.MUL, "Div": masks.DIV, "Where": masks.SELECT,
+}
 
 
-def _outside(view: OnnxView, node, region: set[str]) -> list[str]:
-    """`node`'s inputs that are neither in `region` nor constants."""
-    return [t for t in node.input if t and t not in region and view.value(t) is None]
+@dataclass(frozen=True)
+class _OnnxFlow:
+    """An ONNX graph body as rules/masks.py reads one (its Dataflow protocol)."""
 
+    view: OnnxView
 
-def _all_zero(view: OnnxView, tensor: str) -> bool:
-    value = view.value(tensor)
-    return value is not None and np.size(value) > 0 and not np.any(value)
+    def kind(self, node) -> str:
+        return _KINDS.get(node.op_type, "")
 
+    def inputs(self, node) -> list[str]:
+        return [tensor for tensor in node.input if tensor]  # "" is an optional input left out
 
-def _applied_to(view: OnnxView, node, mask: set[str], zeros: set[str]) -> tuple[str, str] | None:
-    """(the dropout's output, the activation it drops): x * mask * scale, (x * scale) * mask,
-    Where(mask, x * scale, 0), and mask * (x * scale) + (not mask) * 0."""
-    [operand] = _outside(view, node, mask)
-    if node.op_type == "Where" and (node.input[1] != operand or not _is_zero(view, node.input[2])):
-        return None
-    output = node.output[0]
-    while len(view.readers(output)) == 1:
-        reader = view.readers(output)[0]
-        if _scalar_factor(view, reader, output) is not None:
-            output = reader.output[0]  # x * mask, then scaled by 1/keep
-        elif reader.op_type == "Add" and any(t in zeros for t in reader.input if t != output):
-            output = reader.output[0]  # the other branch of a select written out: zero
-        else:
-            break
-    return output, _unscaled(view, operand)
+    def output(self, node) -> str:
+        return node.output[0]
 
+    def readers(self, tensor: str) -> list:
+        return self.view.readers(tensor)
 
-def _unscaled(view: OnnxView, tensor: str) -> str:
-    node = view.producing(tensor)
-    if node is not None and node.op_type in ("Mul", "Div"):
-        other = _scalar_factor(view, node, node.input[0])
-        if other is not None:
-            return node.input[0]
-        if node.op_type == "Mul" and _scalar_factor(view, node, node.input[1]) is not None:
-            return node.input[1]
-    return tensor
+    def producing(self, tensor: str):
+        return self.view.producing(tensor)
 
+    def constant(self, tensor: str):
+        return self.view.value(tensor)
 
-def _scalar_factor(view: OnnxView, node, operand: str):
-    """The constant scalar `node` multiplies or divides `operand` by, if it is one."""
-    if node.op_type not in ("Mul", "Div") or operand not in node.input:
-        return None
-    others = [t for t in node.input if t != operand]
-    if len(others) != 1 or (node.op_type == "Div" and node.input[0] != operand):
-        return None
-    value = view.value(others[0])
-    return value if value is not None and np.size(value) == 1 else None
-
-
-def _is_zero(view: OnnxView, tensor: str) -> bool:
-    value = view.value(tensor)
-    return value is not None and np.size(value) == 1 and float(np.ravel(value)[0]) == 0.0
+    def name(self, node) -> str:
+        return node_name(node)
 
 
 def training_leftovers(view: OnnxView) -> Iterator[Finding]:

@@ -3,8 +3,8 @@
 GD102: a MEAN over axes that include the batch axis of a tensor of rank 2 or
 more, read again beside that tensor (SQUARED_DIFFERENCE or SUB of the two: the
 variance, or x - mean), as the converter writes a training-mode BatchNorm.
-GD201: a random op (RANDOM_UNIFORM, RANDOM_STANDARD_NORMAL, MULTINOMIAL) whose
-values are compared into a mask. A per-sample mean (global pooling over H and
+GD201: a random op (RANDOM_UNIFORM, RANDOM_STANDARD_NORMAL) whose values are
+compared into a mask that multiplies or selects an activation (rules/masks.py). A per-sample mean (global pooling over H and
 W, squeeze-excitation, LayerNorm over the last axis) reduces no batch axis.
 Nothing is fixable in the file: its moving statistics are gone.
 """
@@ -12,15 +12,17 @@ Nothing is fixable in the file: its moving statistics are gone.
 from __future__ import annotations
 
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from graphdoc.errors import GraphdocError
+from graphdoc.rules import masks
 from graphdoc.rules.base import Finding, marked_kept
+from graphdoc.rules.masks import applied_mask
 from graphdoc.tflite.model import Operator, TfliteModel
 
-RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL", "MULTINOMIAL"})
-_COMPARISONS = frozenset({"GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"})
-_MASK_OPS = _COMPARISONS | {"CAST", "FLOOR", "ADD", "SUB", "MUL", "LOGICAL_NOT"}
+RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL"})
 _NORMALIZING = frozenset({"SQUARED_DIFFERENCE", "SUB"})
 _RESHAPING = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 CODES = ("GD102", "GD201")
@@ -65,19 +67,50 @@ def _readers_through(model: TfliteModel, tensor: int) -> list[Operator]:
 
 
 def _random_mask(model: TfliteModel, operator: Operator) -> list[Finding]:
-    tensors, compared, path = [operator.outputs[0]], False, []
-    while tensors:
-        for reader in model.readers.get(tensors.pop(), []):
-            if reader.op in _MASK_OPS and reader.outputs[0] not in path:
-                compared |= reader.op in _COMPARISONS
-                path.append(reader.outputs[0])
-                tensors.append(reader.outputs[0])
-            elif reader.op in ("SELECT", "SELECT_V2", "MUL") and compared:
-                name = model.name(operator.outputs[0])
-                return [Finding("GD201", "", name, f"a random mask ({operator.op} compared, then {reader.op}) drops "
-                                "activations at random: dropout converted in training mode",
-                                nodes=tuple(model.name(t) for t in path), unfixable=CONVERT_AGAIN)]
-    return []
+    mask = applied_mask(_TfliteFlow(model), operator)
+    if mask is None:
+        return []
+    return [Finding("GD201", "", model.name(operator.outputs[0]),
+                    f"a random mask ({operator.op} compared, then {mask.applied_by.op}) drops activations at random: "
+                    "dropout converted in training mode", nodes=mask.path, unfixable=CONVERT_AGAIN)]
+
+
+# TFLite's builtins as the mask walk (rules/masks.py) knows them.
+_KINDS = {
+    **dict.fromkeys(("RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL"), masks.RANDOM),
+    **dict.fromkeys(("GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"), masks.COMPARE),
+    **dict.fromkeys(("CAST", "FLOOR", "LOGICAL_NOT"), masks.UNARY),
+    "ADD": masks.ADD, "SUB": masks.SUB, "MUL": masks.MUL, "DIV": masks.DIV,
+    **dict.fromkeys(("SELECT", "SELECT_V2"), masks.SELECT),
+}
+
+
+@dataclass(frozen=True)
+class _TfliteFlow:
+    """A .tflite's main subgraph as rules/masks.py reads one (its Dataflow protocol)."""
+
+    model: TfliteModel
+
+    def kind(self, operator: Operator) -> str:
+        return _KINDS.get(operator.op, "")
+
+    def inputs(self, operator: Operator) -> list[int]:
+        return list(operator.inputs)
+
+    def output(self, operator: Operator) -> int:
+        return operator.outputs[0]
+
+    def readers(self, tensor: int) -> list[Operator]:
+        return self.model.readers.get(tensor, [])
+
+    def producing(self, tensor: int) -> Operator | None:
+        return self.model.producers.get(tensor)
+
+    def constant(self, tensor: int):
+        return self.model.value(tensor)
+
+    def name(self, operator: Operator) -> str:
+        return self.model.name(operator.outputs[0])
 
 
 def _layer(name: str) -> str:
