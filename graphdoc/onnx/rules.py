@@ -31,9 +31,11 @@ import numpy as np
 
 from graphdoc.onnx.edits import AddInitializer, DropGraphOutputs, KeepOutputs, Redirect, SetAttribute
 from graphdoc.onnx.shapes import Shapes
-from graphdoc.onnx.view import PASS_THROUGH, OnnxView, attribute, node_name
-from graphdoc.rules import masks
+from graphdoc.onnx.view import OnnxView, attribute, node_name
+from graphdoc.rules import dataflow
 from graphdoc.rules.base import Finding, Fix
+from graphdoc.rules.batch_means import normalizing_batch_mean
+from graphdoc.rules.dataflow import through
 from graphdoc.rules.masks import applied_mask
 
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Bernoulli"})
@@ -126,26 +128,18 @@ def batch_moments(view: OnnxView, shapes: Shapes, lookup: Callable) -> Iterator[
 
 
 def _batch_moments(view: OnnxView, name: str, node, shapes: Shapes) -> BatchMoments | None:
-    if node.op_type != "ReduceMean":
+    flow = _OnnxFlow(view, shapes)
+    found = normalizing_batch_mean(flow, node)
+    if found is None:
         return None
-    x, axes = node.input[0], _axes(view, node)
-    if axes is None or min(axes) > 0:
-        return None  # no batch axis reduced
-    rank = _rank(shapes, x, axes)
-    if rank is None or rank < 2 or 0 not in {axis % rank for axis in axes}:
-        return None
-    axes = sorted(axis % rank for axis in axes)
-    mean = node.output[0]
-    normalizer = _normalizer(view, x, mean)
-    if normalizer is None:
-        return None
-    kept = [axis for axis in range(rank) if axis not in axes]
+    x, mean, normalizer = found.x, node.output[0], node_name(found.normalizer)
+    kept = [axis for axis in range(found.rank) if axis not in found.axes]
     shape = shapes.shape(x, infer=False)
     channels = shape[kept[0]] if shape and len(kept) == 1 and shape[kept[0]] > 0 else None
-    variance = _variance(view, node, x, mean, axes, rank, normalizer)
+    variance = _variance(flow, node, x, mean, list(found.axes), found.rank, found.normalizer)
     return BatchMoments(view.scope, name, _layer(normalizer if "/" in normalizer else name), x, mean, variance,
-                        normalizer, view.nodes[normalizer].op_type == "BatchNormalization", channels, tuple(axes),
-                        rank, (_keeps_dims(view, mean), variance is not None and _keeps_dims(view, variance)))
+                        normalizer, found.normalizer.op_type == "BatchNormalization", channels, found.axes,
+                        found.rank, (_keeps_dims(view, mean), variance is not None and _keeps_dims(view, variance)))
 
 
 def _rank(shapes: Shapes, x: str, axes: list[int]) -> int | None:
@@ -165,35 +159,13 @@ def _axes(view: OnnxView, node) -> list[int] | None:
     return None if axes is None else list(axes)
 
 
-def _mean_uses(view: OnnxView, mean: str) -> set[str]:
-    """`mean` and what passes it on unchanged (Squeeze, Reshape, Identity)."""
-    found, stack = set(), [mean]
-    while stack:
-        tensor = stack.pop()
-        found.add(tensor)
-        stack += [reader.output[0] for reader in view.readers(tensor) if reader.op_type in PASS_THROUGH]
-    return found
-
-
-def _normalizer(view: OnnxView, x: str, mean: str) -> str | None:
-    """The node that normalizes `x` by `mean`: a BatchNormalization taking it as its mean (first:
-    its variance input says which the variance is), else x - mean."""
-    uses, source = _mean_uses(view, mean), view.through(x)
-    readers = [reader for tensor in sorted(uses) for reader in view.readers(tensor)]
-    for op, slot in (("BatchNormalization", 3), ("Sub", 1)):
-        for reader in readers:
-            if reader.op_type == op and reader.input[slot] in uses and view.through(reader.input[0]) == source:
-                return node_name(reader)
-    return None
-
-
-def _variance(view: OnnxView, mean_node, x, mean, axes, rank, normalizer) -> str | None:
+def _variance(flow: _OnnxFlow, mean_node, x, mean, axes, rank, normalizer) -> str | None:
     """The batch variance beside the batch mean: E[(x - mean)^2] or E[x^2] - mean^2, over the same axes."""
-    normalizing = view.nodes.get(normalizer)
-    if normalizing is not None and normalizing.op_type == "BatchNormalization":
-        candidate = view.through(normalizing.input[4])
+    view = flow.view
+    if normalizer.op_type == "BatchNormalization":
+        candidate = through(flow, normalizer.input[4])
         return candidate if view.producing(candidate) is not None and mean in view.upstream(candidate) else None
-    for name, node in view.nodes.items():
+    for node in view.nodes.values():
         if node is mean_node or node.op_type != "ReduceMean" or sorted(a % rank for a in (_axes(view, node) or [])) != axes:
             continue
         upstream = view.upstream(node.input[0], limit=16)
@@ -284,21 +256,24 @@ def _random_mask(view: OnnxView, name: str, node) -> Finding | None:
                            (Redirect(view.scope, mask.output, mask.activation),)))
 
 
-# ONNX's ops as the mask walk (rules/masks.py) knows them.
+# ONNX's ops as the format-neutral rules (rules/dataflow.py) know them.
 _KINDS = {
-    **dict.fromkeys(("RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike"), masks.RANDOM),
-    "Bernoulli": masks.BINARY_RANDOM,
-    **dict.fromkeys(("Less", "LessOrEqual", "Greater", "GreaterOrEqual"), masks.COMPARE),
-    **dict.fromkeys(("Cast", "Not", "Floor", "Ceil", "Round", "Identity"), masks.UNARY),
-    "Add": masks.ADD, "Sub": masks.SUB, "Mul": masks.MUL, "Div": masks.DIV, "Where": masks.SELECT,
+    **dict.fromkeys(("RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike"), dataflow.RANDOM),
+    "Bernoulli": dataflow.BINARY_RANDOM,
+    **dict.fromkeys(("Less", "LessOrEqual", "Greater", "GreaterOrEqual"), dataflow.COMPARE),
+    **dict.fromkeys(("Not", "Floor", "Ceil", "Round"), dataflow.UNARY),
+    **dict.fromkeys(("Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Cast"), dataflow.PASS),
+    "Add": dataflow.ADD, "Sub": dataflow.SUB, "Mul": dataflow.MUL, "Div": dataflow.DIV, "Where": dataflow.SELECT,
+    "ReduceMean": dataflow.MEAN, "BatchNormalization": dataflow.BATCHNORM,
 }
 
 
 @dataclass(frozen=True)
 class _OnnxFlow:
-    """An ONNX graph body as rules/masks.py reads one (its Dataflow protocol)."""
+    """An ONNX graph body as the format-neutral rules read one (rules/dataflow.py)."""
 
     view: OnnxView
+    shapes: Shapes | None = None  # for the rank of what a ReduceMean reduces
 
     def kind(self, node) -> str:
         return _KINDS.get(node.op_type, "")
@@ -320,6 +295,13 @@ class _OnnxFlow:
 
     def name(self, node) -> str:
         return node_name(node)
+
+    def reduced(self, node) -> tuple[str, list[int], int] | None:
+        axes = _axes(self.view, node)
+        if axes is None or min(axes) > 0 or self.shapes is None:
+            return None  # no batch axis reduced (known before asking shape inference, which costs)
+        rank = _rank(self.shapes, node.input[0], axes)
+        return None if rank is None else (node.input[0], axes, rank)
 
 
 def training_leftovers(view: OnnxView) -> Iterator[Finding]:

@@ -13,8 +13,6 @@ from graphdoc.onnx.proto import attribute_value, to_array
 
 _GRAPH = 5  # AttributeProto.GRAPH
 
-# Ops that pass their first input through unchanged in value, for the rules' walks.
-PASS_THROUGH = frozenset({"Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Cast"})
 
 
 def node_name(node) -> str:
@@ -103,14 +101,6 @@ class OnnxView:
                 return to_array(node.attribute[0].t)
             return None
         return self.outer.value(tensor) if self.outer is not None else None
-
-    def through(self, tensor: str) -> str:
-        """`tensor` with the pass-through ops that compute it stripped (Squeeze(Identity(t)) -> t)."""
-        node = self.producing(tensor)
-        while node is not None and node.op_type in PASS_THROUGH:
-            tensor = node.input[0]
-            node = self.producing(tensor)
-        return tensor
 
     def subviews(self) -> Iterator[OnnxView]:
         """The subgraphs of this body's nodes, each with its own subgraphs after it."""

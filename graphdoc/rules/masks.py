@@ -4,43 +4,22 @@ ONNX exports and TFLite conversions both spell dropout as a random op whose
 values are compared into a 0/1 mask that multiplies (or selects) the
 activation, scaled by 1/keep: `x * Cast(U >= rate) * scale`,
 `Where(U >= rate, x * scale, 0)`, tf2onnx's `Cast(m) * (x * scale) + Cast(Not m) * 0`.
-The walk is written here against a small dataflow protocol in which each
-format names its ops by kind (MASK_KINDS); TensorFlow graphs have their own,
-richer matchers (rules/matchers.py).
+The walk is written here against rules/dataflow.py, in which each format
+names its ops by kind; TensorFlow graphs have their own, richer matchers
+(rules/matchers.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-# Op kinds, as a format's dataflow names them.
-RANDOM, BINARY_RANDOM, COMPARE, UNARY, ADD, SUB, MUL, DIV, SELECT = (
-    "random", "binary random", "compare", "unary", "add", "sub", "mul", "div", "select")
+from graphdoc.rules.dataflow import ADD, BINARY_RANDOM, COMPARE, DIV, MUL, PASS, SELECT, SUB, UNARY, Dataflow
+
 # What a random value passes through on its way to being a mask (with constants only).
-_MASK_KINDS = frozenset({COMPARE, UNARY, ADD, SUB, MUL, DIV})
-
-
-class Dataflow(Protocol):
-    """A graph body as the mask walk reads it; tensors and nodes are whatever the format uses."""
-
-    def kind(self, node) -> str: ...  # one of the kinds above, or "" for any other op
-
-    def inputs(self, node) -> list: ...
-
-    def output(self, node) -> Hashable: ...  # the first output
-
-    def readers(self, tensor) -> list: ...
-
-    def producing(self, tensor): ...  # the node computing `tensor`, or None
-
-    def constant(self, tensor) -> np.ndarray | None: ...
-
-    def name(self, node) -> str: ...
-
+_MASK_KINDS = frozenset({COMPARE, UNARY, PASS, ADD, SUB, MUL, DIV})
 
 @dataclass(frozen=True)
 class AppliedMask:

@@ -2,7 +2,8 @@
 
 GD102: a MEAN over axes that include the batch axis of a tensor of rank 2 or
 more, read again beside that tensor (SQUARED_DIFFERENCE or SUB of the two: the
-variance, or x - mean), as the converter writes a training-mode BatchNorm.
+variance, or x - mean), as the converter writes a training-mode BatchNorm
+(rules/batch_means.py).
 GD201: a random op (RANDOM_UNIFORM, RANDOM_STANDARD_NORMAL) whose values are
 compared into a mask that multiplies or selects an activation (rules/masks.py). A per-sample mean (global pooling over H and
 W, squeeze-excitation, LayerNorm over the last axis) reduces no batch axis.
@@ -17,14 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphdoc.errors import GraphdocError
-from graphdoc.rules import masks
+from graphdoc.rules import dataflow
 from graphdoc.rules.base import Finding, marked_kept
+from graphdoc.rules.batch_means import normalizing_batch_mean
 from graphdoc.rules.masks import applied_mask
 from graphdoc.tflite.model import Operator, TfliteModel
 
 RANDOM_OPS = frozenset({"RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL"})
-_NORMALIZING = frozenset({"SQUARED_DIFFERENCE", "SUB"})
-_RESHAPING = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 CODES = ("GD102", "GD201")
 CONVERT_AGAIN = ("a .tflite holds no moving statistics: fix the graph it was converted from "
                  "(graphdoc fix MODEL.pb -o FIXED.pb) and convert FIXED.pb again")
@@ -42,28 +42,13 @@ def scan_tflite(model: TfliteModel, codes: set[str] | None = None, keep: tuple[s
 
 
 def _batch_mean(model: TfliteModel, operator: Operator) -> list[Finding]:
-    x, axes = operator.inputs[0], model.value(operator.inputs[1]) if len(operator.inputs) > 1 else None
-    shape = model.shape(x)
-    if axes is None or shape is None or len(shape) < 2 or 0 not in {int(a) % len(shape) for a in np.ravel(axes)}:
+    found = normalizing_batch_mean(_TfliteFlow(model), operator)
+    if found is None:
         return []
-    mean = operator.outputs[0]
-    if not any(reader.op in _NORMALIZING and x in reader.inputs for reader in _readers_through(model, mean)):
-        return []
-    name = model.name(mean)
-    return [Finding("GD102", "", name, f"a training-mode BatchNorm ({_layer(name)}): MEAN over axes "
-                    f"{sorted(int(a) for a in np.ravel(axes))} of {model.name(x)}, the batch's own mean, normalizes it; "
-                    "the interpreter runs it so, and results depend on the rest of the batch", unfixable=CONVERT_AGAIN)]
-
-
-def _readers_through(model: TfliteModel, tensor: int) -> list[Operator]:
-    """The readers of `tensor` and of what reshapes it (a Dense layer's BatchNorm squeezes its mean)."""
-    readers, stack = [], [tensor]
-    while stack:
-        for reader in model.readers.get(stack.pop(), []):
-            readers.append(reader)
-            if reader.op in _RESHAPING:
-                stack.append(reader.outputs[0])
-    return readers
+    name = model.name(operator.outputs[0])
+    return [Finding("GD102", "", name, f"a training-mode BatchNorm ({_layer(name)}): MEAN over axes {list(found.axes)} "
+                    f"of {model.name(found.x)}, the batch's own mean, normalizes it; the interpreter runs it so, and "
+                    "results depend on the rest of the batch", unfixable=CONVERT_AGAIN)]
 
 
 def _random_mask(model: TfliteModel, operator: Operator) -> list[Finding]:
@@ -75,19 +60,21 @@ def _random_mask(model: TfliteModel, operator: Operator) -> list[Finding]:
                     "dropout converted in training mode", nodes=mask.path, unfixable=CONVERT_AGAIN)]
 
 
-# TFLite's builtins as the mask walk (rules/masks.py) knows them.
+# TFLite's builtins as the format-neutral rules (rules/dataflow.py) know them.
 _KINDS = {
-    **dict.fromkeys(("RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL"), masks.RANDOM),
-    **dict.fromkeys(("GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"), masks.COMPARE),
-    **dict.fromkeys(("CAST", "FLOOR", "LOGICAL_NOT"), masks.UNARY),
-    "ADD": masks.ADD, "SUB": masks.SUB, "MUL": masks.MUL, "DIV": masks.DIV,
-    **dict.fromkeys(("SELECT", "SELECT_V2"), masks.SELECT),
+    **dict.fromkeys(("RANDOM_UNIFORM", "RANDOM_STANDARD_NORMAL"), dataflow.RANDOM),
+    **dict.fromkeys(("GREATER_EQUAL", "GREATER", "LESS", "LESS_EQUAL"), dataflow.COMPARE),
+    **dict.fromkeys(("FLOOR", "LOGICAL_NOT"), dataflow.UNARY),
+    **dict.fromkeys(("CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"), dataflow.PASS),
+    "ADD": dataflow.ADD, "SUB": dataflow.SUB, "MUL": dataflow.MUL, "DIV": dataflow.DIV,
+    **dict.fromkeys(("SELECT", "SELECT_V2"), dataflow.SELECT),
+    "MEAN": dataflow.MEAN, "SQUARED_DIFFERENCE": dataflow.SQUARED_DIFFERENCE,
 }
 
 
 @dataclass(frozen=True)
 class _TfliteFlow:
-    """A .tflite's main subgraph as rules/masks.py reads one (its Dataflow protocol)."""
+    """A .tflite's main subgraph as the format-neutral rules read one (rules/dataflow.py)."""
 
     model: TfliteModel
 
@@ -111,6 +98,11 @@ class _TfliteFlow:
 
     def name(self, operator: Operator) -> str:
         return self.model.name(operator.outputs[0])
+
+    def reduced(self, operator: Operator) -> tuple[int, list[int], int] | None:
+        axes = self.model.value(operator.inputs[1]) if len(operator.inputs) > 1 else None
+        shape = self.model.shape(operator.inputs[0])
+        return None if axes is None or shape is None else (operator.inputs[0], [int(a) for a in np.ravel(axes)], len(shape))
 
 
 def _layer(name: str) -> str:
