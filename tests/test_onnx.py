@@ -377,3 +377,21 @@ def test_a_sampled_latent_is_not_dropout(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(model)
     assert _scan(_write(tmp_path, model.SerializeToString())) == {}
+
+
+def test_nodes_that_share_a_name_are_each_found_and_fixed(tmp_path):
+    """ONNX allows two nodes one name; both BatchNormalizations are reported and fixed."""
+    model = onnx.load_from_string(zoo_onnx.helper_batchnorm_training_mode().training)
+    bn = next(node for node in model.graph.node if node.op_type == "BatchNormalization")
+    relu = next(node for node in model.graph.node if node.op_type == "Relu")
+    twin = onnx.helper.make_node("BatchNormalization", [relu.output[0], *bn.input[1:]], ["twin_out", "m2", "v2"],
+                                 name=bn.name, training_mode=1)
+    model.graph.node.append(twin)
+    model.graph.output[0].name = "twin_out"  # the same shape as the ReLU it normalizes
+    path = _write(tmp_path, model.SerializeToString())
+    findings = api.scan(api.load(path))
+    assert sorted(f.node for f in findings) == ["bn", "bn__twin_out"]
+    fixed = tmp_path / "fixed.onnx"
+    assert main(["fix", str(path), "-o", str(fixed)]) == 0
+    assert all(not onnx.helper.get_attribute_value(a) for n in onnx.load(str(fixed)).graph.node
+               for a in n.attribute if a.name == "training_mode")

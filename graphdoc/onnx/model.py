@@ -97,4 +97,22 @@ def load_onnx(path: Path, data: bytes) -> OnnxModel:
             onnx_package().external_data_helper.load_external_data_for_model(proto, str(path.parent))
         except OSError as error:
             raise LoadError(f"{path}: its weights are in a separate file that could not be read ({error})") from None
-    return OnnxModel(proto=proto, path=path)
+    renamed = _name_nodes_uniquely(proto.graph)
+    notes = [f"{renamed} node(s) shared a name with another: each now goes by its name and first output"] if renamed else []
+    return OnnxModel(proto=proto, path=path, notes=notes)
+
+
+def _name_nodes_uniquely(graph) -> int:
+    """ONNX lets nodes share a name (or have none); findings and fixes name nodes, so a node
+    whose name another already has becomes NAME__FIRST_OUTPUT, in this graph and its subgraphs.
+    Returns how many were renamed. (Unnamed nodes go by their first output, which is unique.)"""
+    seen, renamed = set(), 0
+    for node in graph.node:
+        if node.name and node.name in seen:
+            node.name = f"{node.name}__{node.output[0] if node.output else len(seen)}"
+            renamed += 1
+        seen.add(node.name or (node.output[0] if node.output else ""))
+        for attribute in node.attribute:
+            if attribute.type == 5:  # AttributeProto.GRAPH
+                renamed += _name_nodes_uniquely(attribute.g)
+    return renamed
