@@ -8,6 +8,7 @@ from rich.text import Text
 
 from graphdoc.graph.model import Model
 from graphdoc.graph.ports import Port
+from graphdoc.report.text import parts
 
 
 def ports_record(model: Model, outputs: list[str], signature: str | None) -> dict:
@@ -31,7 +32,7 @@ def ports_record(model: Model, outputs: list[str], signature: str | None) -> dic
 
 
 def render_ports(console: Console, model: Model, outputs: list[str], signature: str | None) -> None:
-    console.print(Text(str(model.path), style="bold") + Text(f"  {model.format}, {model.size()[0]} nodes"))
+    console.print(Text(str(model.path), style="bold") + Text(f"  {model.format}, {model.size()[0]} {parts(model)}"))
     keys = {tensor.split(":")[0]: key for key, tensor in model.aliases.items()}
     feeds, fetches = model.ports(outputs)
     console.print(_table("Feed", feeds))

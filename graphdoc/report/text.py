@@ -174,12 +174,16 @@ def _entry(finding: Finding, *, show_message: bool, show_unfixable: bool) -> Tex
 _PARTS = {"keras": "layers", "tflite": "operators"}
 
 
+def parts(model: Model) -> str:
+    return _PARTS.get(model.kind, "nodes")
+
+
 def _header(model: Model, outputs: list[str], *, inferred: bool, size: tuple[int, int] | None = None,
             ports: Model | None = None) -> Text:
     nodes, functions = size or model.size()
     text = Text()
     text.append(str(model.path), style="bold")
-    text.append(f"  {model.format}, {nodes} {_PARTS.get(model.kind, 'nodes')}")
+    text.append(f"  {model.format}, {nodes} {parts(model)}")
     if functions:
         text.append(f", {functions} {'subgraphs' if model.kind == 'onnx' else 'library functions'}")
     shown = ", ".join(outputs[:4]) + (f" and {len(outputs) - 4} more" if len(outputs) > 4 else "")
