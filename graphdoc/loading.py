@@ -237,10 +237,8 @@ def _looks_like_onnx(data: bytes) -> bool:
 
 
 def _load_onnx(path: Path, data: bytes):
-    try:
-        from graphdoc.onnx.model import load_onnx
-    except ImportError:
-        raise LoadError(f"{path} is an ONNX model; reading it needs the onnx package (pip install onnx)") from None
+    from graphdoc.onnx.model import load_onnx  # says what to install when the onnx package is missing
+
     return load_onnx(path, data)
 
 

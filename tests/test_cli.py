@@ -222,3 +222,12 @@ def test_each_command_explains_itself_with_examples_that_parse(command, tmp_path
         words = shlex.split(example.split("  ")[0])  # the command, without the comment beside it
         assert words[:2] == ["graphdoc", command]
         _parser().parse_args(words[1:])  # exits (a failed test) if the example is not a valid command line
+
+
+@pytest.mark.parametrize("form", ["concise", "github"])
+def test_a_one_line_report_of_models_that_could_not_be_read_says_nothing_false(tmp_path, capsys, form):
+    broken = tmp_path / "broken.pb"
+    broken.write_bytes(b"\x00not a graph")
+    assert main(["scan", str(broken), "--format", form]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("graphdoc: error:")

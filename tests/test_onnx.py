@@ -395,3 +395,14 @@ def test_nodes_that_share_a_name_are_each_found_and_fixed(tmp_path):
     assert main(["fix", str(path), "-o", str(fixed)]) == 0
     assert all(not onnx.helper.get_attribute_value(a) for n in onnx.load(str(fixed)).graph.node
                for a in n.attribute if a.name == "training_mode")
+
+
+def test_without_the_onnx_package_the_error_says_what_to_install(monkeypatch):
+    from graphdoc.errors import LoadError
+
+    def missing():
+        raise ImportError("the onnx package is not installed")
+
+    monkeypatch.setattr("graphdoc.onnx.model.messages", missing)
+    with pytest.raises(LoadError, match=r"is an ONNX model; reading it needs the onnx package \(pip install onnx\)"):
+        api.load(SAMPLES / "torch_convnet_training.onnx")

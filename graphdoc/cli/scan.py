@@ -93,7 +93,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.format == "text":
         with report_console(args, console) as out:
             render_many(out, records, errors)
-    else:
+    elif records or args.format in ("json", "sarif"):  # a line-per-finding report of nothing read says nothing true
         emit(_EMITTERS[args.format](records), args)
     if errors:
         return EXIT_ERROR

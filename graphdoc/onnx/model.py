@@ -87,7 +87,11 @@ def _port(value) -> Port:
 
 def load_onnx(path: Path, data: bytes) -> OnnxModel:
     try:
-        proto = messages().ModelProto.FromString(data)
+        model_class = messages().ModelProto
+    except ImportError:
+        raise LoadError(f"{path} is an ONNX model; reading it needs the onnx package (pip install onnx)") from None
+    try:
+        proto = model_class.FromString(data)
     except Exception as error:  # protobuf's DecodeError and others: all of them the file's
         raise LoadError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
     if not proto.HasField("graph") or not proto.graph.node:
