@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphdoc.errors import GraphdocError
+from graphdoc.formats import format_of
 from graphdoc.fixing import (
     FileFix,
     FixResult,
@@ -49,29 +50,12 @@ def _quiet(message: str) -> None:
     pass
 
 
-# Formats graphdoc reads but does not run itself: a Keras file runs in Keras (a fix's
-# verification loads it there), a .tflite in TensorFlow Lite.
-RUN_ELSEWHERE = {
-    "keras": "for a Keras file, `graphdoc fix` checks its fix by running it in Keras; to probe it, export it "
-             "(model.export(DIRECTORY)) and probe that SavedModel",
-    "tflite": "a .tflite is converted already: probe the graph it was converted from",
-}
-
-
-def _refuse_running(model: Model, command: str) -> None:
-    if model.kind in RUN_ELSEWHERE:
-        raise GraphdocError(f"{command} runs TensorFlow graphs and ONNX models; {RUN_ELSEWHERE[model.kind]}")
-
-
 def outputs(model: Model, requested: list[str] | None = None) -> list[str]:
     """The outputs `requested` (checked, with a suggestion for a misspelling), else the model's own:
     a TensorFlow graph's inferred output nodes, an ONNX model's graph outputs."""
-    if model.kind == "onnx":
-        from graphdoc.onnx.model import onnx_outputs
-
-        return onnx_outputs(model, requested)
-    if model.kind in RUN_ELSEWHERE:
-        return list(requested or model.outputs())
+    other = format_of(model)
+    if other is not None:
+        return other.outputs(model, requested)
     from graphdoc.rewrite.outputs import resolve_outputs
 
     return resolve_outputs(model.main, requested, model.aliases)
@@ -94,18 +78,9 @@ def scan(
     """
     rules = chosen_rules(select, ignore)
     codes = {rule.code for rule in rules}
-    if model.kind == "onnx":
-        from graphdoc.onnx.scanning import scan_onnx
-
-        return scan_onnx(model, codes, checkpoint=checkpoint, keep=keep)
-    if model.kind == "keras":
-        from graphdoc.keras.rules import scan_keras
-
-        return scan_keras(model, codes, keep)
-    if model.kind == "tflite":
-        from graphdoc.tflite.rules import scan_tflite
-
-        return scan_tflite(model, codes, keep)
+    other = format_of(model)
+    if other is not None:
+        return other.scan(model, codes, checkpoint=checkpoint, keep=keep)
     findings = complete_statistics(model, _scan(model, rules, keep), checkpoint=checkpoint)
     return [finding for finding in findings if finding.code in codes]
 
@@ -168,11 +143,9 @@ def verify(original: Model, report: FixReport, *, inputs: str | Path | None = No
     otherwise), `shapes` the shapes of inputs the graph leaves open ({"x": [-1, 128]}),
     `allow_unsafe` runs graphs that touch files or call Python. Needs TensorFlow.
     """
-    if original.kind == "onnx":
-        from graphdoc.onnx.compare import data_for
-        from graphdoc.onnx.verification import verify_onnx
-
-        return verify_onnx(original, report, data=data_for(original, Path(inputs) if inputs else None))
+    other = format_of(original)
+    if other is not None:
+        return other.verify(original, report, inputs=Path(inputs) if inputs else None)
     from graphdoc.verify.verification import verify as _verify
 
     return _verify(original, report, data=Path(inputs) if inputs else None, shapes=shapes,
@@ -185,12 +158,9 @@ def probe(model: Model, *, inputs: str | Path | None = None, shapes=None, output
 
     `status(message)` hears how far a large model's probe has come.
     """
-    _refuse_running(model, "probe")
-    if model.kind == "onnx":
-        from graphdoc.onnx.compare import data_for
-        from graphdoc.onnx.probe import probe_onnx
-
-        return probe_onnx(model, scan(model), data=data_for(model, Path(inputs) if inputs else None))
+    other = format_of(model)
+    if other is not None:
+        return other.probe(model, scan(model), inputs=Path(inputs) if inputs else None)
     from graphdoc.verify.probe import probe as _probe
 
     return _probe(model, _scan(model), data=Path(inputs) if inputs else None, shapes=shapes, outputs=outputs,
@@ -206,14 +176,13 @@ def compare(first: Model, second: Model, *, outputs: list[str] | None = None, in
     Both run on `batch` samples: by default every sample in `inputs`, else 4 random ones.
     Needs TensorFlow.
     """
-    _refuse_running(first, "compare")
-    _refuse_running(second, "compare")
-    if first.kind == "onnx" or second.kind == "onnx":
-        from graphdoc.onnx.compare import compare_onnx
-
+    other = format_of(first) or format_of(second)
+    if other is not None:
+        if other.not_run:
+            raise GraphdocError(f"compare runs TensorFlow graphs and ONNX models; {other.not_run}")
         if first.kind != second.kind:
             raise GraphdocError("compare runs two models of one format (two ONNX models, or two TensorFlow graphs)")
-        return compare_onnx(first, second, outputs=outputs, data=Path(inputs) if inputs else None, batch=batch)
+        return other.compare(first, second, outputs=outputs, inputs=Path(inputs) if inputs else None, batch=batch)
     from graphdoc.verify.compare import compare as _compare
 
     return _compare(first, second, outputs=outputs, data=Path(inputs) if inputs else None, shapes=shapes,

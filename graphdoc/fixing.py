@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphdoc.errors import FixError, GraphdocError, install_tensorflow_hint
+from graphdoc.formats import VerificationUnavailable, format_of
 from graphdoc.graph.model import Model
 from graphdoc.loading import GRAPHDEF_FORMATS, load
 from graphdoc.rewrite import FixReport
@@ -77,19 +78,10 @@ def fix_model(
 ) -> FixReport:
     """The fix, in memory and not yet verified (graphdoc.fix documents the options)."""
     rules = chosen_rules(select, ignore)
-    if model.kind == "onnx":
-        from graphdoc.onnx.rewrite import fix_onnx
-
-        if bind:
-            raise GraphdocError("--bind is not available for ONNX models")
-        return fix_onnx(model, codes={rule.code for rule in rules}, checkpoint=checkpoint, calibrate=calibrate,
-                        batch_size=batch_size, unsafe_fixes=unsafe_fixes, progress=progress, keep=keep)
-    if model.kind == "keras":
-        return _fix_keras(model, rules, checkpoint=checkpoint, calibrate=calibrate, bind=bind, keep=keep)
-    if model.kind == "tflite":
-        from graphdoc.tflite.rules import refuse_fixing
-
-        refuse_fixing(model)
+    other = format_of(model)
+    if other is not None:
+        return other.fix(model, {rule.code for rule in rules}, checkpoint=checkpoint, calibrate=calibrate,
+                         batch_size=batch_size, unsafe_fixes=unsafe_fixes, progress=progress, bind=bind, keep=keep)
 
     def add_statistics(graph: Model, findings: list[Finding]) -> list[Finding]:
         return complete_statistics(graph, findings, checkpoint=checkpoint, calibrate=calibrate,
@@ -97,16 +89,6 @@ def fix_model(
 
     return _fix(model, outputs=outputs, complete=add_statistics, unsafe_fixes=unsafe_fixes, in_place=in_place,
                 rules=rules, bind=bind, keep=keep)
-
-
-def _fix_keras(model, rules, *, checkpoint, calibrate, bind, keep) -> FixReport:
-    from graphdoc.keras.rewrite import fix_keras
-
-    for option, given in (("--checkpoint", checkpoint), ("--calibrate", calibrate), ("--bind", bind)):
-        if given:
-            raise GraphdocError(f"{option} is not needed for a Keras file: its fix only changes how layers are "
-                                "called, the weights and statistics are the file's own")
-    return fix_keras(model, codes={rule.code for rule in rules}, keep=keep)
 
 
 def tensorflow_installed() -> bool:
@@ -127,39 +109,19 @@ def verified(report: FixReport, original: Callable[[], Model], *, verify: bool =
     """
     if not verify or not report.changed:
         return _result(report)
-    if report.fixed.kind == "onnx":
-        return _verified_onnx(report, original, inputs=inputs, after=after)
-    if report.fixed.kind == "keras":
-        return _verified_keras(report, original, after=after)
+    other = format_of(report.fixed)
+    if other is not None:
+        try:
+            verification = other.verify(original(), report, inputs=Path(inputs) if inputs else None)
+        except VerificationUnavailable as reason:
+            return _result(report, verification_skipped=str(reason))
+        return _checked(verification, after, report)
     if not tensorflow_installed():
         return _result(report, verification_skipped=TENSORFLOW_MISSING)
     from graphdoc.verify.verification import verify as run_checks
 
     verification = run_checks(original(), report, data=Path(inputs) if inputs else None, shapes=shapes,
                               allow_unsafe=allow_unsafe, status=status)
-    return _checked(verification, after, report)
-
-
-def _verified_onnx(report: FixReport, original: Callable, *, inputs, after: str) -> FixResult:
-    from graphdoc.onnx.runtime import ONNXRUNTIME_MISSING, onnxruntime_installed
-
-    if not onnxruntime_installed():
-        return _result(report, verification_skipped=ONNXRUNTIME_MISSING)
-    from graphdoc.onnx.compare import data_for
-    from graphdoc.onnx.verification import verify_onnx
-
-    before = original()
-    verification = verify_onnx(before, report, data=data_for(before, Path(inputs) if inputs else None))
-    return _checked(verification, after, report)
-
-
-def _verified_keras(report: FixReport, original: Callable, *, after: str) -> FixResult:
-    from graphdoc.keras.verification import KerasUnavailable, verify_keras
-
-    try:
-        verification = verify_keras(original(), report)
-    except KerasUnavailable as reason:
-        return _result(report, verification_skipped=str(reason))
     return _checked(verification, after, report)
 
 
@@ -210,13 +172,9 @@ class FileFix:
 
     def will_verify(self, *, verify: bool = True) -> bool:
         """Whether check(verify=verify) runs the fixed graph (in TensorFlow, or onnxruntime)."""
-        if self.model.kind == "onnx":
-            from graphdoc.onnx.runtime import onnxruntime_installed
-
-            return verify and not self.dry_run and self.report.changed and onnxruntime_installed()
-        if self.model.kind == "keras":
-            return verify and not self.dry_run and self.report.changed
-        return verify and not self.dry_run and self.report.changed and tensorflow_installed()
+        other = format_of(self.model)
+        runs = other.can_verify() if other is not None else tensorflow_installed()
+        return verify and not self.dry_run and self.report.changed and runs
 
     def check(self, *, verify: bool = True, inputs: str | Path | None = None, shapes=None,
               allow_unsafe: bool = False, status: Callable[[str], None] = lambda message: None) -> FixResult:
@@ -228,12 +186,9 @@ class FileFix:
 
     def changes(self) -> list:
         """The change node by node (graphdoc.rewrite.diff); before write(), which may overwrite the original."""
-        if self.model.kind == "onnx":
-            from graphdoc.onnx.rewrite import onnx_node_changes
-
-            return onnx_node_changes(self.original, self.report.fixed)
-        if self.model.kind == "keras":
-            return [("~", f.location, "training=True removed from its call") for f in self.report.applied]
+        other = format_of(self.model)
+        if other is not None:
+            return other.changes(self.original, self.report)
         from graphdoc.rewrite.diff import node_changes
 
         return node_changes(self.original, self.report.fixed)

@@ -162,12 +162,11 @@ def write_fix(report: FixReport, source: Path, output: Path, *, backup: bool = F
     if backup:
         write_atomically(source.read_bytes(), kept)
     try:
-        if report.fixed.kind == "onnx":
-            write_atomically(report.fixed.serialize(), output)
-        elif report.fixed.kind == "keras":
-            from graphdoc.keras.files import write_with_config
+        from graphdoc.formats import format_of  # here: the formats' writers write through this module
 
-            write_with_config(report.fixed.file, report.fixed.config, output)
+        other = format_of(report.fixed)
+        if other is not None:
+            other.write(report.fixed, output)
         else:
             write_graph_def(report.fixed.graph_def, output)
     except BaseException:
