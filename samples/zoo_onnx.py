@@ -571,13 +571,7 @@ def _moments_model():
 
     def hand_written_batch_norm(y, training, scope):
         with tf.compat.v1.variable_scope(scope):
-            channels = y.shape[-1]
-            gamma = tf.compat.v1.get_variable("gamma", [channels], initializer=tf.ones_initializer())
-            beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-            moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
-                                                    trainable=False)
-            moving_variance = tf.compat.v1.get_variable("moving_variance", [channels],
-                                                        initializer=tf.ones_initializer(), trainable=False)
+            gamma, beta, moving_mean, moving_variance = zoo_tf1.slim_named_bn_variables(y.shape[-1])
             if training:
                 mean, variance = tf.nn.moments(y, [0, 1, 2])
                 for variable, value in ((moving_mean, mean), (moving_variance, variance)):

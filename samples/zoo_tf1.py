@@ -534,16 +534,22 @@ def batch_norm_in_while_loop(*, fused: bool = False, dtype=tf.float32, scope: st
     return model
 
 
+def slim_named_bn_variables(channels):
+    """gamma, beta and the moving_mean, moving_variance (not trainable), as tf-slim names them,
+    in the current variable scope."""
+    gamma = tf.compat.v1.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+    beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+    moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
+                                            trainable=False)
+    moving_variance = tf.compat.v1.get_variable("moving_variance", [channels], initializer=tf.ones_initializer(),
+                                                trainable=False)
+    return gamma, beta, moving_mean, moving_variance
+
+
 def _loop_batch_norm(x, training, *, fused):
     """BatchNorm "bn" with slim's variable names; returns (y, the mean and variance it used)."""
     with tf.compat.v1.variable_scope("bn"):
-        channels = x.shape[-1]
-        gamma = tf.compat.v1.get_variable("gamma", [channels], initializer=tf.ones_initializer())
-        beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-        moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
-                                                trainable=False)
-        moving_variance = tf.compat.v1.get_variable("moving_variance", [channels],
-                                                    initializer=tf.ones_initializer(), trainable=False)
+        gamma, beta, moving_mean, moving_variance = slim_named_bn_variables(x.shape[-1])
         if fused and training:
             return tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=1e-3)
         if fused:
